@@ -1,0 +1,11 @@
+"""inferperf: measure inference-speed techniques on the hardware at hand, and compare runs.
+
+The package is split so that ``inferperf.analysis`` (and the ``inferperf`` command line) never
+imports torch, TensorFlow or DALI: comparisons run anywhere the JSON records can be read.
+"""
+
+__version__ = "0.1.0"
+
+#: Version of the keys inferperf adds to pytest-benchmark's JSON (``machine_info["inferperf"]``
+#: and each benchmark's ``extra_info``). Bump when a key changes meaning or unit.
+SCHEMA_VERSION = 1

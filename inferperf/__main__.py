@@ -1,0 +1,5 @@
+import sys
+
+from inferperf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Image corpus, torch datasets/loaders and DALI pipelines."""

@@ -1,0 +1,290 @@
+"""Device discovery, synchronisation, calibration of peak FLOP/s and bandwidth, machine info.
+
+Everything that imports torch does so inside functions, so that importing this module (for
+example while pytest collects cases) costs nothing when torch is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Callable
+
+from inferperf.cases import Device
+
+#: Distributions whose versions go into the record when installed (dist name -> record key).
+TRACKED_DISTRIBUTIONS: dict[str, str] = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "transformers": "transformers",
+    "timm": "timm",
+    "torchao": "torchao",
+    "onnxruntime": "onnxruntime",
+    "onnxruntime-gpu": "onnxruntime",
+    "executorch": "executorch",
+    "tensorflow": "tensorflow",
+    "tensorflow-cpu": "tensorflow",
+    "keras": "keras",
+    "nvidia-dali-cuda120": "dali",
+    "nvidia-dali-cuda130": "dali",
+    "nvidia-pytriton": "pytriton",
+    "tritonclient": "tritonclient",
+    "numpy": "numpy",
+    "pillow": "pillow",
+    "scikit-image": "scikit-image",
+    "pytest-benchmark": "pytest-benchmark",
+}
+
+#: CPU flags (as /proc/cpuinfo spells them) that change which kernels run fast.
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+    # Arm
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
+)
+
+
+@cache
+def torch_available() -> bool:
+    from inferperf.extras import _module_present
+
+    return _module_present("torch")
+
+
+@cache
+def cuda_available() -> bool:
+    if not torch_available():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def device_unavailable_reason(device: Device) -> str | None:
+    """None when the device can run torch work, else the reason a user can act on."""
+    if device == "cpu":
+        return None
+    if not torch_available():
+        return "no CUDA device: torch is not installed (install the [torch] extra)"
+    if not cuda_available():
+        return "no CUDA device visible to torch (torch.cuda.is_available() is False)"
+    return None
+
+
+def sync(device: Device) -> None:
+    """Wait for queued device work; every timed call ends with this."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def library_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for dist, key in TRACKED_DISTRIBUTIONS.items():
+        try:
+            versions[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def torch_build_info() -> dict[str, object]:
+    """CUDA/cuDNN versions torch was built with and the intra-op threads it uses."""
+    if not torch_available():
+        return {}
+    import torch
+
+    info: dict[str, object] = {
+        "torch_cuda": torch.version.cuda,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "quantized_engines": list(torch.backends.quantized.supported_engines),
+    }
+    if torch.cuda.is_available():
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def cpu_info() -> dict[str, object]:
+    flags: set[str] = set()
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+                elif key == "model name" and model in ("", platform.machine()):
+                    model = value.strip()
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "logical_cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "isa": sorted(f for f in ISA_FLAGS if f in flags),
+    }
+
+
+def gpu_info() -> list[dict[str, object]]:
+    if not cuda_available():
+        return []
+    import torch
+
+    driver = _nvidia_driver_version()
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        gpus.append(
+            {
+                "index": index,
+                "name": props.name,
+                "memory_bytes": int(props.total_memory),
+                "compute_capability": f"{props.major}.{props.minor}",
+                "multiprocessors": props.multi_processor_count,
+                "driver": driver,
+            }
+        )
+    return gpus
+
+
+def _nvidia_driver_version() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration: what this device can do at best, so results can be judged against its own limits.
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured peaks of one device. FLOP/s keyed by dtype; int8 counts integer multiply-adds x2."""
+
+    device: Device
+    peak_flops_per_s: dict[str, float] = field(default_factory=dict)
+    mem_bandwidth_bytes_per_s: float | None = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    def peak_for(self, dtype: str) -> float | None:
+        """The peak that bounds a run in ``dtype`` (quantized int8 runs are judged against int8)."""
+        key = {"qint8": "int8", "int8dyn": "int8", "fp16": "fp16", "bf16": "bf16"}.get(dtype, dtype)
+        return self.peak_flops_per_s.get(key)
+
+    def as_record(self) -> dict[str, object]:
+        record = asdict(self)
+        record["notes"] = list(self.notes)
+        return record
+
+
+def _best_time(fn: Callable[[], object], device: Device, repeats: int) -> float:
+    fn()
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _cpu_has_native(dtype: str) -> bool:
+    isa = set(cpu_info()["isa"])  # type: ignore[arg-type]
+    if dtype == "bf16":
+        return bool(isa & {"avx512_bf16", "amx_bf16", "bf16"})
+    if dtype == "fp16":
+        return bool(isa & {"avx512_fp16", "amx_fp16", "asimd"})
+    return True
+
+
+def calibrate(device: Device, *, matmul_n: int | None = None, repeats: int = 5) -> Calibration:
+    """Measure peak matmul FLOP/s per dtype and copy bandwidth on ``device`` (a few seconds)."""
+    import torch
+
+    started = time.perf_counter()
+    n = matmul_n or (1024 if device == "cpu" else 8192)
+    notes: list[str] = []
+    peaks: dict[str, float] = {}
+    float_dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    with torch.inference_mode():
+        for name, dtype in float_dtypes.items():
+            if device == "cpu" and not _cpu_has_native(name):
+                notes.append(f"{name}: no native CPU support (ISA), not calibrated")
+                continue
+            a = torch.randn(n, n, dtype=dtype, device=device)
+            b = torch.randn(n, n, dtype=dtype, device=device)
+            peaks[name] = 2 * n**3 / _best_time(lambda: a @ b, device, repeats)
+        try:
+            a8 = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
+            b8 = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
+            peaks["int8"] = 2 * n**3 / _best_time(lambda: torch._int_mm(a8, b8), device, repeats)
+        except (RuntimeError, AttributeError) as exc:
+            notes.append(f"int8: torch._int_mm unavailable ({type(exc).__name__})")
+        elements = (64 if device == "cpu" else 256) * 2**20
+        src = torch.empty(elements, dtype=torch.float32, device=device).fill_(1.0)
+        dst = torch.empty_like(src)
+        # a copy reads and writes every byte once
+        bandwidth = 2 * src.numel() * 4 / _best_time(lambda: dst.copy_(src), device, repeats)
+    return Calibration(
+        device=device,
+        peak_flops_per_s=peaks,
+        mem_bandwidth_bytes_per_s=bandwidth,
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Out of memory: recorded as a skip with the reason, so a session at large batches goes on.
+
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "resource exhausted")
+_OOM_TYPES = ("OutOfMemoryError", "ResourceExhaustedError", "MemoryError")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if type(exc).__name__ in _OOM_TYPES or isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
+
+
+def release_memory() -> None:
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,1 @@
+"""Model builders, one module per family. A builder knows nothing of the techniques that use it."""

@@ -1,0 +1,96 @@
+"""What inferperf adds to pytest-benchmark's JSON: ``machine_info["inferperf"]`` and clean params.
+
+The top level of the JSON stays pytest-benchmark's, so ``pytest-benchmark compare``,
+github-action-benchmark and Bencher keep reading it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from inferperf import SCHEMA_VERSION
+from inferperf.cases import Case, Device
+from inferperf.hardware import (
+    Calibration,
+    calibrate,
+    cpu_info,
+    cuda_available,
+    gpu_info,
+    library_versions,
+    torch_available,
+    torch_build_info,
+)
+from inferperf.settings import Settings
+
+
+@dataclass
+class SessionRecord:
+    """State collected during one pytest session: calibrations and the cases that could not run."""
+
+    settings: Settings
+    calibrations: dict[Device, Calibration] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def calibration(self, device: Device) -> Calibration | None:
+        """The device's calibration, measured on first request (a few seconds) and then reused."""
+        if device not in self.calibrations:
+            if not torch_available() or (device == "cuda" and not cuda_available()):
+                return None
+            self.calibrations[device] = calibrate(device)
+        return self.calibrations[device]
+
+    def note_skip(self, case: Case, reason: str) -> None:
+        self.skipped.append({"case_id": case.case_id, "reason": reason})
+
+
+SESSION_KEY = pytest.StashKey[SessionRecord]()
+
+
+def record_of(config: pytest.Config) -> SessionRecord:
+    """The session's record, stashed on the config by the root conftest's ``pytest_configure``."""
+    return config.stash[SESSION_KEY]
+
+
+def machine_record(session: SessionRecord) -> dict[str, Any]:
+    """``machine_info["inferperf"]``: versions, hardware, threads and calibration."""
+    settings = session.settings
+    devices: list[Device] = ["cpu"] + (["cuda"] if cuda_available() else [])
+    calibration = {}
+    for device in devices:
+        if device in settings.devices:
+            measured = session.calibration(device)
+            if measured is not None:
+                calibration[device] = measured.as_record()
+    return {
+        "schema": SCHEMA_VERSION,
+        "tier": settings.tier,
+        "threads_option": settings.threads,
+        "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
+        "versions": library_versions(),
+        "torch_build": torch_build_info(),
+        "cpu": cpu_info(),
+        "gpus": gpu_info(),
+        "calibration": calibration,
+        "skipped": list(session.skipped),
+    }
+
+
+def jsonable_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Parametrize values as JSON: a Case becomes its record instead of an unreadable repr."""
+    if params is None:
+        return None
+    return {
+        name: value.record() if isinstance(value, Case) else _plain(value) for name, value in params.items()
+    }
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value

@@ -1,0 +1,68 @@
+"""Run settings taken from the command line, and the per-tier measurement budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+from inferperf.cases import DEVICES, TIERS, Device, Tier
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many times a benchmark's step runs: warm-up rounds (untimed) then timed rounds."""
+
+    rounds: int
+    warmup_rounds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.warmup_rounds < 0:
+            raise ValueError(f"warmup_rounds must be >= 0, got {self.warmup_rounds}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    tier: Tier = "quick"
+    #: devices the user asked for; a requested but absent device still yields skipped cases.
+    devices: tuple[Device, ...] = DEVICES
+    threads: int | None = None
+    weights_dir: Path | None = None
+    rounds: int | None = None
+    warmup_rounds: int | None = None
+    served_url: str | None = None
+
+    def budget(self, per_tier: Mapping[Tier, Budget]) -> Budget:
+        """The benchmark's own budget for this tier, with ``--rounds``/``--warmup-rounds`` applied."""
+        chosen = per_tier[self.tier]
+        if self.rounds is not None:
+            chosen = replace(chosen, rounds=self.rounds)
+        if self.warmup_rounds is not None:
+            chosen = replace(chosen, warmup_rounds=self.warmup_rounds)
+        return chosen
+
+    def weights_for(self, model_key: str) -> Path | None:
+        """``--weights DIR``: a user's checkpoint for ``model_key`` lives in ``DIR/<model_key>/``."""
+        if self.weights_dir is None:
+            return None
+        candidate = self.weights_dir / model_key
+        return candidate if candidate.is_dir() else None
+
+
+def parse_devices(value: str) -> tuple[Device, ...]:
+    """``--device``: ``cpu``, ``cuda``, ``all``, or a comma list such as ``cpu,cuda``."""
+    if value == "all":
+        return DEVICES
+    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [d for d in chosen if d not in DEVICES]
+    if unknown or not chosen:
+        raise ValueError(f"--device: expected cpu, cuda, all or a comma list of them, got {value!r}")
+    return chosen  # type: ignore[return-value]
+
+
+def parse_tier(value: str) -> Tier:
+    if value not in TIERS:
+        raise ValueError(f"--tier: expected one of {', '.join(TIERS)}, got {value!r}")
+    return value  # type: ignore[return-value]

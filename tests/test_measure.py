@@ -1,0 +1,83 @@
+import time
+
+import numpy as np
+import pytest
+
+from inferperf.cases import Case
+from inferperf.hardware import Calibration, is_out_of_memory
+from inferperf.measure import ModelFacts, StageClock, drain, dominant_stage, fill_extra_info, peak_memory_bytes
+from inferperf.settings import Budget
+
+
+class FakeBenchmark:
+    """Stands in for pytest-benchmark's fixture after a run whose median round took ``median`` s."""
+
+    def __init__(self, median: float | None) -> None:
+        self.extra_info: dict = {}
+
+        class Inner:
+            pass
+
+        inner = Inner()
+        inner.median = median
+        self.stats = type("Meta", (), {"stats": inner})()
+
+
+def test_extra_info_derives_throughput_flops_and_roofline():
+    case = Case("batching", "m", "manual", batch=4)
+    calibration = Calibration("cpu", {"fp32": 100e9})
+    facts = ModelFacts(params=10, model_bytes=40, flops_per_item=2e9, setup_s=1.5)
+    bench = FakeBenchmark(median=0.5)
+    info = fill_extra_info(
+        bench, case, 10, Budget(3, 1), facts=facts, calibration=calibration, peak_mem_bytes=123, tier="quick"
+    )
+    assert info["items_per_s"] == pytest.approx(20.0)
+    assert info["latency_per_item_s"] == pytest.approx(0.05)
+    assert info["achieved_flops_per_s"] == pytest.approx(40e9)
+    assert info["roofline_fraction"] == pytest.approx(0.4)
+    assert info["case_id"] == case.case_id and bench.extra_info == info
+
+
+def test_extra_info_without_timing_has_no_made_up_numbers():
+    info = fill_extra_info(
+        FakeBenchmark(None), Case("t", "m", "v"), 1, Budget(1), facts=ModelFacts(), calibration=None,
+        peak_mem_bytes=None, tier=None,
+    )
+    assert info["items_per_s"] is None and info["roofline_fraction"] is None
+
+
+def test_calibration_judges_quantized_runs_against_int8_peak():
+    calibration = Calibration("cpu", {"fp32": 1.0, "int8": 4.0, "bf16": 2.0})
+    assert calibration.peak_for("int8dyn") == 4.0
+    assert calibration.peak_for("bf16") == 2.0
+    assert calibration.peak_for("fp16") is None
+
+
+def test_stage_clock_and_drain_count_every_item_once():
+    clock = StageClock()
+    batches = [np.zeros(3), np.zeros(3), np.zeros(2)]
+    consumed = []
+    items = drain(lambda: iter(batches), lambda b: (time.sleep(0.01), consumed.append(len(b))), clock)
+    clock.end_round()
+    assert items == 8 and consumed == [3, 3, 2]
+    stages = clock.median_seconds()
+    assert set(stages) == {"data", "model"} and stages["model"] >= 0.03
+    assert dominant_stage(stages) == "model"
+
+
+def test_peak_memory_sees_an_allocation_inside_the_call():
+    size = 64 * 2**20
+
+    def allocate() -> None:
+        block = np.ones(size, dtype=np.uint8)  # touched, so resident
+        assert block.sum() == size
+
+    peak = peak_memory_bytes(allocate, "cpu")
+    assert peak is not None and peak >= 0.8 * size
+
+
+def test_out_of_memory_is_recognised():
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
