@@ -1,0 +1,1 @@
+"""Serving: the Triton host process, its lifecycle, and KServe-v2 clients."""

@@ -1,0 +1,150 @@
+"""Clients of a served model over the KServe v2 protocol (Triton's gRPC and HTTP clients).
+
+The served benchmarks talk to a ``ServedClient`` only, so another server (TF Serving's gRPC
+PredictionService, say) plugs in by implementing ``infer``/``close`` and registering its
+protocol in ``CLIENTS``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol
+
+import numpy as np
+
+Protocol_ = Literal["grpc", "http"]
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class RequestTimeout(TimeoutError):
+    """A request did not complete within the client's timeout."""
+
+
+class ServedClient(Protocol):
+    protocol: str
+
+    def infer(self, model: str, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, S, S, 3) images -> int32 classes (N,)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TritonGrpcClient:
+    protocol = "grpc"
+
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self._grpc = grpcclient
+        self.timeout_s = timeout_s
+        self.client = grpcclient.InferenceServerClient(url=url)
+
+    def infer(self, model: str, images: np.ndarray) -> np.ndarray:
+        from tritonclient.utils import InferenceServerException
+
+        request = self._grpc.InferInput("images", list(images.shape), "UINT8")
+        request.set_data_from_numpy(np.ascontiguousarray(images))
+        try:
+            result = self.client.infer(
+                model, [request], outputs=[self._grpc.InferRequestedOutput("classes")], client_timeout=self.timeout_s
+            )
+        except InferenceServerException as exc:
+            if "deadline" in str(exc).lower():
+                raise RequestTimeout(f"gRPC request to {model!r} exceeded {self.timeout_s} s") from None
+            raise
+        return result.as_numpy("classes").reshape(-1)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class TritonHttpClient:
+    protocol = "http"
+
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        import tritonclient.http as httpclient
+
+        self._http = httpclient
+        self.timeout_s = timeout_s
+        self.client = httpclient.InferenceServerClient(url=url, connection_timeout=timeout_s, network_timeout=timeout_s)
+
+    def infer(self, model: str, images: np.ndarray) -> np.ndarray:
+        request = self._http.InferInput("images", list(images.shape), "UINT8")
+        request.set_data_from_numpy(np.ascontiguousarray(images), binary_data=True)
+        try:
+            result = self.client.infer(model, [request], outputs=[self._http.InferRequestedOutput("classes", binary_data=True)])
+        except Exception as exc:  # gevent/socket timeouts surface under several types
+            if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
+                raise RequestTimeout(f"HTTP request to {model!r} exceeded {self.timeout_s} s") from None
+            raise
+        return result.as_numpy("classes").reshape(-1)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+CLIENTS: dict[str, Callable[[str, float], ServedClient]] = {"grpc": TritonGrpcClient, "http": TritonHttpClient}
+
+
+def make_client(protocol: str, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> ServedClient:
+    return CLIENTS[protocol](url, timeout_s)
+
+
+# --------------------------------------------------------------------------------------------
+# Load: N concurrent clients sending batch-1 requests
+
+
+@dataclass
+class LoadResult:
+    latencies_s: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_s)
+
+
+def latency_percentiles(latencies_s: list[float]) -> dict[str, float]:
+    """p50/p90/p99 of raw request latencies (linear interpolation between order statistics)."""
+    p50, p90, p99 = np.percentile(np.asarray(latencies_s, dtype=np.float64), [50, 90, 99])
+    return {"latency_p50_s": float(p50), "latency_p90_s": float(p90), "latency_p99_s": float(p99)}
+
+
+def run_load(
+    new_client: Callable[[], ServedClient], model: str, image: np.ndarray, clients: int, requests_per_client: int
+) -> LoadResult:
+    """Each of ``clients`` threads (own connection) sends ``requests_per_client`` requests back to back."""
+    connections = [new_client() for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    result = LoadResult()
+    lock = threading.Lock()
+
+    def worker(client: ServedClient) -> None:
+        mine: list[float] = []
+        start.wait()
+        try:
+            for _ in range(requests_per_client):
+                began = time.perf_counter()
+                client.infer(model, image)
+                mine.append(time.perf_counter() - began)
+        except Exception as exc:  # recorded and re-raised by the caller: a failed run is no result
+            with lock:
+                result.errors.append(f"{type(exc).__name__}: {exc}")
+        with lock:
+            result.latencies_s.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in connections]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    result.wall_s = time.perf_counter() - began
+    for client in connections:
+        client.close()
+    return result

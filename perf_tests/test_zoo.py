@@ -1,0 +1,157 @@
+"""Technique 3 (SEEDS.md §3): a classification model zoo on the CPU, local vs served.
+
+The seed's 13 Keras applications exported as SavedModels (uint8 in, argmax classes out) and
+their timm counterparts. "local": the loaded signature / model called in-process. "served": the
+same artefact hosted by NVIDIA Triton Inference Server (PyTriton), called over gRPC and HTTP
+(KServe v2). Batch 8, sequential; seconds per image cover the model call or the request only.
+Then served throughput under load: N concurrent clients sending batch-1 requests, with and
+without Triton's dynamic batching, with p50/p90/p99 latency from the raw per-request samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inferperf.cases import Case, Tier
+from inferperf.measure import ModelFacts, Workload
+from inferperf.models.keras_zoo import KERAS_ZOO
+from inferperf.params import parametrize_cases
+from inferperf.settings import Budget
+
+TECHNIQUE = "zoo"
+MODELS: dict[Tier, tuple[str, ...]] = {"quick": ("mobilenetv2", "efficientnetb0"), "standard": tuple(KERAS_ZOO)}
+IMAGES: dict[Tier, int] = {"quick": 16, "standard": 100}
+BATCH = 8
+BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(2, 1)}
+#: load test: which model, how many concurrent clients, requests per client per round
+LOAD_MODEL: dict[Tier, str] = {"quick": "mobilenetv2_keras", "standard": "resnet50_keras"}
+LOAD_CLIENTS: dict[Tier, tuple[int, ...]] = {"quick": (4,), "standard": (1, 4, 8)}
+LOAD_REQUESTS: dict[Tier, int] = {"quick": 8, "standard": 25}
+REQUIRES = {"keras": ("tf",), "timm": ("torch",)}
+BACKEND = {"keras": "tf", "timm": "torch"}
+
+
+def zoo_cases(tier: Tier) -> list[Case]:
+    cases = []
+    for key in MODELS[tier]:
+        for framework in ("keras", "timm"):
+            model, needs = f"{key}_{framework}", REQUIRES[framework]
+            cases.append(Case(TECHNIQUE, model, "local", "cpu", "fp32", BATCH, backend=BACKEND[framework], requires=needs))
+            for protocol in ("grpc", "http"):
+                cases.append(
+                    Case(TECHNIQUE, model, f"served_{protocol}", "cpu", "fp32", BATCH, backend="triton", requires=(*needs, "serve"))
+                )
+    return cases
+
+
+def load_cases(tier: Tier) -> list[Case]:
+    framework = LOAD_MODEL[tier].rpartition("_")[2]
+    return [
+        Case(TECHNIQUE, LOAD_MODEL[tier], f"load_c{clients}{suffix}", "cpu", "fp32", 1, backend="triton", requires=(*REQUIRES[framework], "serve"))
+        for clients in LOAD_CLIENTS[tier]
+        for suffix in ("", "_dynbatch")
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    makers = {"test_zoo": zoo_cases, "test_served_load": load_cases}
+    parametrize_cases(metafunc, makers[metafunc.function.__name__])
+
+
+def _baseline(case: Case) -> Case:
+    return Case(TECHNIQUE, case.model, "local", "cpu", "fp32", BATCH, requires=case.requires)
+
+
+@pytest.fixture(scope="module")
+def local_classes() -> dict[str, np.ndarray]:
+    """Classes each model predicted locally, so served answers can be checked against them."""
+    return {}
+
+
+def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, local_classes, measure_case, request) -> None:
+    artefact = zoo_artefacts(case.model)
+    images = zoo_images(artefact.image_size, IMAGES[settings.tier])
+    extra: dict[str, object] = {"images": len(images), "image_size": artefact.image_size, "export_s": artefact.export_s}
+    if case.variant == "local":
+        local = request.getfixturevalue("zoo_local")
+        call, setup_s = local.classify, local.load_s
+    else:
+        from inferperf.serving.client import make_client
+
+        protocol = case.variant.removeprefix("served_")
+        endpoint = serve([artefact.served(case.model)])
+        url = endpoint.url(protocol)
+        if url is None:
+            pytest.skip(f"--served-url gives no {protocol} endpoint")
+        client = make_client(protocol, url)
+        request.addfinalizer(client.close)
+        call, setup_s = (lambda batch: client.infer(case.model, batch)), 0.0
+        extra.update(protocol=protocol, endpoint=url, server="triton (pytriton)" if endpoint.owned else "--served-url")
+    predicted: list[np.ndarray] = []
+
+    def sequential_pass() -> None:
+        predicted.clear()
+        for start in range(0, len(images), BATCH):
+            predicted.append(call(images[start : start + BATCH]))
+
+    facts = ModelFacts(
+        params=artefact.params, model_bytes=_bytes(artefact.directory), flops_per_item=artefact.flops_per_item, setup_s=setup_s
+    )
+    measure_case(
+        case,
+        # warming up with one batch: a round of the biggest models is minutes long at standard
+        Workload(sequential_pass, items_per_round=len(images), inference=False, warmup=lambda: call(images[:BATCH])),
+        BUDGETS,
+        facts=facts,
+        extra={**extra, "baseline_case_id": _baseline(case).case_id, "framework": artefact.framework},
+    )
+    classes = np.concatenate(predicted)
+    assert classes.shape == (len(images),) and classes.dtype == np.int32
+    if case.variant == "local":
+        local_classes[case.model] = classes
+    elif case.model in local_classes:
+        # the server runs the very same artefact: it must answer exactly what the local call did
+        np.testing.assert_array_equal(classes, local_classes[case.model])
+
+
+def _bytes(directory) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
+    from inferperf.serving.client import latency_percentiles, make_client, run_load
+
+    dynamic = case.variant.endswith("_dynbatch")
+    clients = int(case.variant.split("_")[1].removeprefix("c"))
+    name = f"{case.model}_dynbatch" if dynamic else case.model
+    artefact = zoo_artefacts(case.model)
+    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
+    if endpoint.grpc is None:
+        pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
+    image = zoo_images(artefact.image_size, 1)
+    requests = LOAD_REQUESTS[settings.tier]
+    per_round: list[list[float]] = []
+
+    def load_round() -> None:
+        result = run_load(lambda: make_client("grpc", endpoint.grpc), name, image, clients, requests)
+        assert not result.errors, result.errors[:3]
+        per_round.append(result.latencies_s)
+
+    budget = settings.budget(BUDGETS)
+    measure_case(
+        case,
+        Workload(load_round, items_per_round=clients * requests, inference=False),
+        BUDGETS,
+        facts=ModelFacts(params=artefact.params),
+        extra={"clients": clients, "requests_per_client": requests, "dynamic_batching": dynamic,
+               "baseline_case_id": Case(TECHNIQUE, case.model, f"load_c{clients}", "cpu", "fp32", 1).case_id},
+    )
+    timed = [latency for rnd in per_round[budget.warmup_rounds : budget.warmup_rounds + budget.rounds] for latency in rnd]
+    assert len(timed) == budget.rounds * clients * requests
+    extra: dict[str, object] = {**latency_percentiles(timed), "request_latencies_s": [float(v) for v in timed]}
+    if triton_host is not None:
+        stats = triton_host.statistics(name).get("model_stats", [{}])[0]
+        inferences, executions = int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+        extra["server_mean_batch"] = inferences / executions if executions else None
+    benchmark.extra_info.update(extra)  # known only after the timed rounds

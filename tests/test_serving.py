@@ -1,0 +1,136 @@
+"""The Triton host's lifecycle and faults, against a real Triton server (PyTriton)."""
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_parse_served_url():
+    from inferperf.serving.server import parse_served_url
+
+    endpoint = parse_served_url("grpc://triton.internal:8001,http://triton.internal:8000/")
+    assert endpoint.grpc == "triton.internal:8001" and endpoint.http == "triton.internal:8000" and not endpoint.owned
+    for bad in ("triton:8001", "ftp://x:1", "grpc://nohostport", ""):
+        with pytest.raises(ValueError, match="--served-url"):
+            parse_served_url(bad)
+
+
+def test_a_port_in_use_gets_another_port():
+    from inferperf.serving.server import choose_ports, port_is_free
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert not port_is_free(taken)
+        http, grpc, metrics = choose_ports((taken, None, None))
+        assert http != taken and len({http, grpc, metrics}) == 3
+
+
+def test_a_server_that_fails_to_start_names_its_log(tmp_path):
+    needs("pytriton", "serve")
+    from inferperf.serving.models import ServedModel
+    from inferperf.serving.server import ServerStartError, TritonHost
+
+    host = TritonHost(tmp_path, start_timeout_s=120)
+    broken = ServedModel(name="broken", kind="savedmodel", path=str(tmp_path / "no_such_savedmodel"))
+    started = time.monotonic()
+    with pytest.raises(ServerStartError) as failure:
+        host.start([broken])
+    assert time.monotonic() - started < 120
+    message = str(failure.value)
+    assert "exited with code" in message and str(host.log_path) in message
+    assert host.log_path.exists() and "no_such_savedmodel" in host.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def sleepy_server(tmp_path_factory):
+    needs("pytriton", "serve")
+    from inferperf.serving.models import ServedModel
+    from inferperf.serving.server import TritonHost
+
+    workspace = tmp_path_factory.mktemp("triton")
+    host = TritonHost(workspace, start_timeout_s=180)
+    with socket.socket() as busy:  # the preferred HTTP port is taken: the host must use another
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        host.preferred_ports = (busy.getsockname()[1], None, None)
+        endpoint = host.start(
+            [
+                ServedModel(name="slow", kind="sleep", image_size=8, sleep_s=3.0),
+                ServedModel(name="quick", kind="sleep", image_size=8, sleep_s=0.05),
+                ServedModel(name="quick_dynbatch", kind="sleep", image_size=8, sleep_s=0.05, dynamic_batching=True, max_queue_delay_us=20000),
+            ]
+        )
+        assert endpoint.http != f"127.0.0.1:{busy.getsockname()[1]}"
+    yield host, endpoint, workspace
+    pid = host.pid
+    host.stop()
+    assert pid is not None and not _alive(pid)
+    assert _processes_mentioning(str(workspace)) == []  # tritonserver went with its host
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_request_that_times_out_fails_within_the_timeout(sleepy_server, protocol):
+    from inferperf.serving.client import RequestTimeout, make_client
+
+    _, endpoint, _ = sleepy_server
+    client = make_client(protocol, endpoint.url(protocol), timeout_s=0.5)
+    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    try:
+        assert client.infer("quick", image).tolist() == [0]
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            client.infer("slow", image)
+        assert time.monotonic() - started < 2.5
+    finally:
+        client.close()
+
+
+def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
+    from inferperf.serving.client import make_client, run_load
+
+    host, endpoint, _ = sleepy_server
+    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+
+    def counts(name: str) -> tuple[int, int]:
+        stats = host.statistics(name)["model_stats"][0]
+        return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+    deltas = {}
+    for name in ("quick", "quick_dynbatch"):
+        before = counts(name)
+        result = run_load(lambda: make_client("grpc", endpoint.grpc), name, image, clients=6, requests_per_client=4)
+        assert not result.errors and result.requests == 24
+        after = counts(name)
+        deltas[name] = (after[0] - before[0], after[1] - before[1])
+    assert deltas["quick"] == (24, 24)  # without the batcher every request runs alone
+    inferences, executions = deltas["quick_dynbatch"]
+    assert inferences == 24 and executions < 24  # concurrent requests were batched together
