@@ -1,0 +1,277 @@
+"""Compare runs: per case across runs, per technique within runs, and against each machine's limits.
+
+The first run is the base; every other run is a contender compared with it. Cases are matched by
+their stable case id (``extra_info.case_id``, or the test's full name for plain
+pytest-benchmark files), never by order or display name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from inferperf.analysis.load import Benchmark, Run
+from inferperf.analysis.stats import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_CONFIDENCE,
+    RatioEstimate,
+    SummaryStats,
+    Verdict,
+    bootstrap_medians,
+    bootstrap_ratio,
+    summary_ratio,
+    symmetric_interval,
+    verdict,
+)
+
+#: defaults, documented in README ("Comparing runs"); chosen from the A/A experiment there
+DEFAULT_MIN_CHANGE = 0.03
+DEFAULT_ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_change: float = DEFAULT_MIN_CHANGE
+    alpha: float = DEFAULT_ALPHA
+    confidence: float = DEFAULT_CONFIDENCE
+    resamples: int = DEFAULT_BOOTSTRAP
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_change < 10:
+            raise ValueError(f"--min-change: expected a fraction such as 0.03, got {self.min_change}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"--alpha: expected a probability in (0, 1), got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class CaseComparison:
+    """One case, base run vs one contender run."""
+
+    case_id: str
+    base_label: str
+    contender_label: str
+    base: Benchmark | None
+    contender: Benchmark | None
+    estimate: RatioEstimate | None
+    verdict: Verdict
+    #: why the case is not comparable, or a caution (too few rounds to reach significance)
+    note: str = ""
+
+    @property
+    def change(self) -> float | None:
+        """Relative change of seconds per round (+0.05: 5% slower)."""
+        return self.estimate.ratio - 1.0 if self.estimate else None
+
+
+def _summary_stats(bench: Benchmark) -> SummaryStats:
+    s = bench.summary
+    return SummaryStats(median=s.median, mean=s.mean, stddev=s.stddev, rounds=s.rounds, iqr=s.iqr)
+
+
+def _not_comparable(base: Benchmark, contender: Benchmark) -> str:
+    if base.timer and contender.timer and base.timer != contender.timer:
+        return f"timers differ ({base.timer} vs {contender.timer}): the units of the times differ"
+    if base.items_per_round != contender.items_per_round:
+        return f"items_per_round differs ({base.items_per_round} vs {contender.items_per_round})"
+    return ""
+
+
+def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds) -> RatioEstimate:
+    """Bootstrap when both sides kept raw samples (2+ each), else the summary fallback."""
+    if base.samples and contender.samples and len(base.samples) > 1 and len(contender.samples) > 1:
+        return bootstrap_ratio(
+            base.samples, contender.samples, confidence=thresholds.confidence, resamples=thresholds.resamples
+        )
+    return summary_ratio(_summary_stats(base), _summary_stats(contender), confidence=thresholds.confidence)
+
+
+def compare_pair(
+    case_id: str, base_run: Run, contender_run: Run, thresholds: Thresholds
+) -> CaseComparison:
+    base = base_run.benchmarks.get(case_id)
+    contender = contender_run.benchmarks.get(case_id)
+    labels = (base_run.label, contender_run.label)
+    if base is None or contender is None:
+        missing = base_run.label if base is None else contender_run.label
+        skipped = _skip_reason(base_run if base is None else contender_run, case_id)
+        note = f"not in {missing}" + (f" (skipped: {skipped})" if skipped else "")
+        return CaseComparison(case_id, *labels, base, contender, None, "not comparable", note)
+    reason = _not_comparable(base, contender)
+    if reason:
+        return CaseComparison(case_id, *labels, base, contender, None, "not comparable", reason)
+    estimate = estimate_ratio(base, contender, thresholds)
+    note = ""
+    if estimate.min_p_value is not None and estimate.min_p_value >= thresholds.alpha:
+        note = (
+            f"too few rounds ({base.summary.rounds} vs {contender.summary.rounds}) to reach p < "
+            f"{thresholds.alpha}; use --rounds"
+        )
+    elif estimate.method == "summary":
+        note = "no raw samples: summary-statistics fallback (save runs with --benchmark-save-data)"
+    return CaseComparison(
+        case_id,
+        *labels,
+        base,
+        contender,
+        estimate,
+        verdict(estimate, min_change=thresholds.min_change, alpha=thresholds.alpha),
+        note,
+    )
+
+
+def _skip_reason(run: Run, case_id: str) -> str:
+    for entry in run.inferperf_machine.get("skipped", []) or []:
+        if isinstance(entry, Mapping) and entry.get("case_id") == case_id:
+            return str(entry.get("reason", ""))
+    return ""
+
+
+def compare_runs(
+    runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
+) -> list[CaseComparison]:
+    """Every case of every run, each contender against the first run, sorted by case id."""
+    if len(runs) < 2:
+        raise ValueError("compare needs at least two runs (a base and a contender)")
+    base_run = runs[0]
+    results = []
+    for contender_run in runs[1:]:
+        case_ids = sorted(set(base_run.benchmarks) | set(contender_run.benchmarks))
+        results += [compare_pair(c, base_run, contender_run, thresholds) for c in case_ids if select(c)]
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Technique view: within each run, each variant's speedup over its baseline
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """Throughput of a variant over its baseline case, within one run (> 1: the variant is faster)."""
+
+    run_label: str
+    case_id: str
+    baseline_case_id: str
+    technique: str
+    variant: str
+    speedup: float
+    low: float
+    high: float
+
+
+def _throughput_samples(bench: Benchmark) -> np.ndarray | None:
+    if not bench.samples or len(bench.samples) < 2:
+        return None
+    return bench.items_per_round / np.asarray(bench.samples, dtype=np.float64)
+
+
+def speedup_over_baseline(bench: Benchmark, baseline: Benchmark, thresholds: Thresholds) -> tuple[float, float, float]:
+    """Throughput ratio (items/s) with a bootstrap interval when both sides have samples."""
+    value = bench.items_per_s / baseline.items_per_s
+    ours, theirs = _throughput_samples(bench), _throughput_samples(baseline)
+    if ours is None or theirs is None:
+        return value, math.nan, math.nan
+    ratios = bootstrap_medians(ours, thresholds.resamples) / bootstrap_medians(theirs, thresholds.resamples)
+    low, high = symmetric_interval(ratios, thresholds.confidence)
+    return value, low, high
+
+
+def technique_view(
+    runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
+) -> list[Speedup]:
+    """Speedups of every case that names a ``baseline_case_id`` present in the same run."""
+    rows = []
+    for run in runs:
+        for case_id, bench in sorted(run.benchmarks.items()):
+            baseline_id = bench.extra.get("baseline_case_id")
+            if not select(case_id) or not baseline_id or baseline_id == case_id:
+                continue
+            baseline = run.benchmarks.get(str(baseline_id))
+            if baseline is None:
+                continue
+            value, low, high = speedup_over_baseline(bench, baseline, thresholds)
+            rows.append(
+                Speedup(run.label, case_id, str(baseline_id), bench.field("technique"), bench.field("variant"), value, low, high)
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Calibrated view and machine differences
+
+
+@dataclass(frozen=True)
+class CalibratedRow:
+    case_id: str
+    #: run label -> (roofline_fraction, achieved_flops_per_s); None where the run lacks the case
+    per_run: Mapping[str, tuple[float | None, float | None] | None]
+
+
+def calibrated_view(runs: Sequence[Run], select: Callable[[str], bool] = lambda _: True) -> list[CalibratedRow]:
+    case_ids = sorted({c for run in runs for c in run.benchmarks if select(c)})
+    rows = []
+    for case_id in case_ids:
+        per_run: dict[str, tuple[float | None, float | None] | None] = {}
+        for run in runs:
+            bench = run.benchmarks.get(case_id)
+            per_run[run.label] = (
+                None if bench is None else (_float(bench.extra.get("roofline_fraction")), _float(bench.extra.get("achieved_flops_per_s")))
+            )
+        if any(v is not None and v[0] is not None for v in per_run.values()):
+            rows.append(CalibratedRow(case_id, per_run))
+    return rows
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def machine_summary(run: Run) -> dict[str, str]:
+    """The facts about a run's machine and software that explain differences between runs."""
+    m, ip = run.machine, run.inferperf_machine
+    cpu = ip.get("cpu") if isinstance(ip.get("cpu"), Mapping) else {}
+    pb_cpu = m.get("cpu") if isinstance(m.get("cpu"), Mapping) else {}
+    facts: dict[str, str] = {
+        "host": str(m.get("node", "")),
+        "cpu": str(cpu.get("model") or pb_cpu.get("brand_raw") or m.get("processor", "")),
+        "cpu cores": str(cpu.get("affinity_cores") or cpu.get("logical_cores") or pb_cpu.get("count", "")),
+        "cpu isa": " ".join(cpu.get("isa", [])) if isinstance(cpu.get("isa"), list) else "",
+        "python": str(m.get("python_version", "")),
+        "tier": str(ip.get("tier", "")),
+        "threads": str((ip.get("torch_build") or {}).get("torch_threads", "")) if isinstance(ip.get("torch_build"), Mapping) else "",
+    }
+    gpus = ip.get("gpus") if isinstance(ip.get("gpus"), list) else []
+    facts["gpus"] = ", ".join(str(g.get("name")) for g in gpus if isinstance(g, Mapping)) or "none"
+    versions = ip.get("versions") if isinstance(ip.get("versions"), Mapping) else {}
+    for name, version in sorted(versions.items()):
+        facts[f"version {name}"] = str(version)
+    calibration = ip.get("calibration") if isinstance(ip.get("calibration"), Mapping) else {}
+    for device, cal in sorted(calibration.items()):
+        if not isinstance(cal, Mapping):
+            continue
+        for dtype, peak in sorted((cal.get("peak_flops_per_s") or {}).items()):
+            facts[f"peak {device} {dtype}"] = f"{peak / 1e9:.0f} GFLOP/s" if isinstance(peak, (int, float)) else str(peak)
+        bandwidth = cal.get("mem_bandwidth_bytes_per_s")
+        if isinstance(bandwidth, (int, float)):
+            facts[f"bandwidth {device}"] = f"{bandwidth / 1e9:.1f} GB/s"
+    return {k: v for k, v in facts.items() if v}
+
+
+def machine_differences(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
+    """Facts whose values differ between runs: (fact, [value per run])."""
+    summaries = [machine_summary(r) for r in runs]
+    keys: list[str] = []
+    for summary in summaries:
+        keys += [k for k in summary if k not in keys]
+    rows = []
+    for key in keys:
+        values = [s.get(key, "-") for s in summaries]
+        if len(set(values)) > 1:
+            rows.append((key, values))
+    return rows
+
+
+def regressions(comparisons: Iterable[CaseComparison]) -> list[CaseComparison]:
+    return [c for c in comparisons if c.verdict == "slower"]

@@ -1,0 +1,223 @@
+"""Statistics for comparing two sets of round times.
+
+The ratio is ``median(contender) / median(base)`` of seconds per round (> 1: the contender is
+slower). Its confidence interval comes from the raw samples by bootstrap; when either side has
+only summary statistics, a documented fallback is used (``summary_ratio``). A change needs both
+significance (Mann-Whitney U, or Welch's t on the summaries) and a minimum effect.
+
+Design choices that make the results reproducible and symmetric:
+
+- each side's bootstrap is seeded from the content of its own samples (sorted), so the result
+  does not depend on file order, benchmark order or sample order;
+- the interval takes symmetric order statistics of the bootstrap ratios, so swapping the sides
+  gives exactly the inverted interval;
+- the minimum effect is symmetric in log space: slower at ``ratio >= 1 + m``, faster at
+  ``ratio <= 1 / (1 + m)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+Verdict = Literal["faster", "slower", "same", "not comparable"]
+Method = Literal["bootstrap", "summary"]
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_BOOTSTRAP = 2000
+#: the Gaussian efficiency factor of the median: SE(median) ~ 1.2533 * sigma / sqrt(n)
+_MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
+#: sigma of a normal distribution from its inter-quartile range
+_IQR_TO_SIGMA = 1.0 / 1.3489795
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """``ratio`` of medians with its ``low``..``high`` interval and a two-sided ``p_value``."""
+
+    ratio: float
+    low: float
+    high: float
+    p_value: float
+    method: Method
+    #: the smallest p-value the test could reach with these sample sizes (None: not computed)
+    min_p_value: float | None = None
+
+
+def _seed(samples: np.ndarray) -> int:
+    digest = hashlib.blake2b(np.sort(samples).astype(np.float64).tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def bootstrap_medians(samples: Sequence[float], resamples: int = DEFAULT_BOOTSTRAP) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``samples``.
+
+    Parameters
+    ----------
+    samples : sequence of float
+        Observed values (seconds per round).
+    resamples : int
+        Number of bootstrap resamples.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``resamples`` medians; deterministic for a given multiset of samples.
+    """
+    values = np.asarray(samples, dtype=np.float64)
+    rng = np.random.default_rng(_seed(values))
+    picks = rng.integers(0, len(values), size=(resamples, len(values)))
+    return np.median(np.sort(values)[picks], axis=1)
+
+
+def symmetric_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval by order statistics ``k`` and ``n - 1 - k`` (exact under inversion)."""
+    ordered = np.sort(values)
+    k = int(math.floor((1.0 - confidence) / 2.0 * len(ordered)))
+    return float(ordered[k]), float(ordered[len(ordered) - 1 - k])
+
+
+def mann_whitney_p(base: Sequence[float], contender: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (exact for small samples without ties)."""
+    a = np.asarray(base, dtype=np.float64)
+    b = np.asarray(contender, dtype=np.float64)
+    if np.array_equal(np.sort(a), np.sort(b)):
+        return 1.0
+    result = sps.mannwhitneyu(b, a, alternative="two-sided")
+    return float(result.pvalue)
+
+
+def min_mann_whitney_p(n: int, m: int) -> float:
+    """The smallest two-sided p-value Mann-Whitney U can give for sample sizes ``n`` and ``m``.
+
+    Complete separation of the samples is the most extreme outcome: it has probability
+    ``1 / C(n + m, n)`` on each side.
+    """
+    return min(1.0, 2.0 / math.comb(n + m, n))
+
+
+def bootstrap_ratio(
+    base: Sequence[float],
+    contender: Sequence[float],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_BOOTSTRAP,
+) -> RatioEstimate:
+    """Ratio of medians with a bootstrap interval and a Mann-Whitney U p-value.
+
+    Parameters
+    ----------
+    base, contender : sequence of float
+        Raw seconds per round of each side.
+    confidence : float
+        Coverage of the interval.
+    resamples : int
+        Bootstrap resamples per side.
+
+    Returns
+    -------
+    RatioEstimate
+        ``method == "bootstrap"``.
+    """
+    a = np.asarray(base, dtype=np.float64)
+    b = np.asarray(contender, dtype=np.float64)
+    ratio = float(np.median(b) / np.median(a))
+    low, high = symmetric_interval(bootstrap_medians(b, resamples) / bootstrap_medians(a, resamples), confidence)
+    return RatioEstimate(
+        ratio=ratio,
+        low=low,
+        high=high,
+        p_value=mann_whitney_p(a, b),
+        method="bootstrap",
+        min_p_value=min_mann_whitney_p(len(a), len(b)),
+    )
+
+
+@dataclass(frozen=True)
+class SummaryStats:
+    median: float
+    mean: float
+    stddev: float
+    rounds: int
+    iqr: float | None = None
+
+    def sigma(self) -> float:
+        """A spread estimate: from the IQR when known (robust to outliers), else the stddev."""
+        if self.iqr is not None and self.iqr > 0:
+            return self.iqr * _IQR_TO_SIGMA
+        return self.stddev
+
+
+def summary_ratio(
+    base: SummaryStats, contender: SummaryStats, *, confidence: float = DEFAULT_CONFIDENCE
+) -> RatioEstimate:
+    """Fallback when raw samples are missing: delta method on the log-ratio of medians.
+
+    ``SE(median) ~ 1.2533 * sigma / sqrt(n)`` with sigma from the IQR (or the stddev), the
+    interval is ``exp(log(ratio) +/- z * SE(log ratio))``, and significance is Welch's t-test on
+    the means and standard deviations. Symmetric under swapping the sides.
+
+    Parameters
+    ----------
+    base, contender : SummaryStats
+        pytest-benchmark's summary statistics of each side (seconds per round).
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    RatioEstimate
+        ``method == "summary"``; with one round on a side the interval is infinite and p is 1.
+    """
+    ratio = contender.median / base.median
+    if base.rounds < 2 or contender.rounds < 2:
+        return RatioEstimate(ratio, 0.0, math.inf, 1.0, "summary")
+    se_log = math.sqrt(
+        sum(
+            (_MEDIAN_SE_FACTOR * s.sigma() / math.sqrt(s.rounds) / s.median) ** 2
+            for s in (base, contender)
+        )
+    )
+    z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+    low, high = ratio * math.exp(-z * se_log), ratio * math.exp(z * se_log)
+    if base.stddev == 0 and contender.stddev == 0:
+        p_value = 1.0 if base.mean == contender.mean else 0.0
+    else:
+        p_value = float(
+            sps.ttest_ind_from_stats(
+                base.mean, base.stddev, base.rounds, contender.mean, contender.stddev, contender.rounds,
+                equal_var=False,
+            ).pvalue
+        )
+    return RatioEstimate(ratio, low, high, p_value, "summary")
+
+
+def verdict(estimate: RatioEstimate, *, min_change: float, alpha: float) -> Verdict:
+    """``slower``/``faster`` need ``p < alpha`` and an effect of at least ``min_change``.
+
+    Parameters
+    ----------
+    estimate : RatioEstimate
+        Contender / base ratio of seconds per round.
+    min_change : float
+        Minimum relative effect, e.g. 0.03 for 3%; symmetric in log space.
+    alpha : float
+        Significance level.
+
+    Returns
+    -------
+    str
+        ``"slower"``, ``"faster"`` or ``"same"``.
+    """
+    if estimate.p_value >= alpha:
+        return "same"
+    if estimate.ratio >= 1.0 + min_change:
+        return "slower"
+    if estimate.ratio <= 1.0 / (1.0 + min_change):
+        return "faster"
+    return "same"

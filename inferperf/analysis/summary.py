@@ -1,0 +1,92 @@
+"""``inferperf report``: one run's results as a table per technique (what the README tables show)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+from inferperf.analysis.load import Benchmark, Run
+from inferperf.analysis.report import Table, fmt_fraction, fmt_rate, fmt_seconds
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def fmt_bytes(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if number >= scale:
+            return f"{number / scale:.3g} {unit}"
+    return f"{number:.0f} B"
+
+
+def _details(bench: Benchmark) -> str:
+    """The technique-specific keys worth a glance, in a few words."""
+    extra = bench.extra
+    parts = []
+    stages = extra.get("stage_s")
+    if isinstance(stages, Mapping) and stages:
+        total = sum(v for v in stages.values() if isinstance(v, (int, float))) or 1.0
+        parts.append(" / ".join(f"{k} {v / total:.0%}" for k, v in stages.items() if isinstance(v, (int, float))))
+    agreement = extra.get("agreement")
+    if isinstance(agreement, Mapping):
+        if "cosine" in agreement:
+            parts.append(f"cos {agreement['cosine']:.4f}")
+        if "top1_match" in agreement:
+            parts.append(f"top-1 {agreement['top1_match']:.0%}")
+        if "top_query_same" in agreement:
+            parts.append(f"top query kept {agreement['top_query_same']:.0%}")
+        decisions = agreement.get("decisions_same")
+        if isinstance(decisions, Mapping):
+            parts.append("same decisions " + ", ".join(f"@{t} {v:.0%}" for t, v in decisions.items()))
+    for key, label in (("latency_p50_s", "p50"), ("latency_p90_s", "p90"), ("latency_p99_s", "p99")):
+        if _number(extra.get(key)) is not None:
+            parts.append(f"{label} {fmt_seconds(extra[key])}")
+    if _number(extra.get("server_mean_batch")) is not None:
+        parts.append(f"server batch {extra['server_mean_batch']:.2f}")
+    return "; ".join(parts)
+
+
+def _speedup(run: Run, bench: Benchmark) -> str:
+    baseline = run.benchmarks.get(str(bench.extra.get("baseline_case_id") or ""))
+    if baseline is None or baseline is bench:
+        return "-"
+    return f"{bench.items_per_s / baseline.items_per_s:.2f}x"
+
+
+COLUMNS: tuple[tuple[str, Callable[[Run, Benchmark], str]], ...] = (
+    ("case", lambda r, b: b.case_id.split("/", 1)[-1]),
+    ("items/s", lambda r, b: fmt_rate(b.items_per_s)),
+    ("s/item", lambda r, b: fmt_seconds(b.summary.median / b.items_per_round)),
+    ("round (median)", lambda r, b: fmt_seconds(b.summary.median)),
+    ("vs baseline", _speedup),
+    ("roofline", lambda r, b: fmt_fraction(_number(b.extra.get("roofline_fraction")))),
+    ("model bytes", lambda r, b: fmt_bytes(b.extra.get("model_bytes"))),
+    ("peak mem", lambda r, b: fmt_bytes(b.extra.get("peak_mem_bytes"))),
+    ("setup", lambda r, b: fmt_seconds(_number(b.extra.get("setup_s")))),
+    ("details", lambda r, b: _details(b)),
+)
+
+
+def technique_tables(run: Run, select: Callable[[str], bool] = lambda _: True) -> list[Table]:
+    by_technique: dict[str, list[Benchmark]] = {}
+    for case_id, bench in sorted(run.benchmarks.items()):
+        if select(case_id):
+            by_technique.setdefault(bench.field("technique"), []).append(bench)
+    tables = []
+    for technique, benches in by_technique.items():
+        rows = [[render(run, b) for _, render in COLUMNS] for b in benches]
+        tables.append(Table(f"{technique} ({run.label})", [name for name, _ in COLUMNS], rows))
+    return tables
+
+
+def skipped_table(runs: Sequence[Run], select: Callable[[str], bool] = lambda _: True) -> Table | None:
+    rows = []
+    for run in runs:
+        for entry in run.inferperf_machine.get("skipped", []) or []:
+            if isinstance(entry, Mapping) and select(str(entry.get("case_id", ""))):
+                rows.append([str(entry.get("case_id")), str(entry.get("reason", ""))])
+    return Table("Skipped cases", ["case", "reason"], rows) if rows else None
