@@ -1,0 +1,121 @@
+"""`inferperf history` and exports on synthetic nightly stores with known steps."""
+
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from inferperf.analysis.changepoint import detect_steps
+from inferperf.cli import main
+from tests.runs import make_run, write_run
+from tests.conftest import run_pytest
+
+CASE = "batching/clip_t16-cpu-fp32-manual-bs8"
+OTHER = "batching/clip_t16-cpu-fp32-single-bs1"
+
+
+def nightly_store(root, machine, levels, seed=0, noise=0.02, rounds=10):
+    """One run per night; ``levels[i]`` scales night i's times; per-night noise ``noise``."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2026, 10, 1, 2, 0, 0)
+    for night, level in enumerate(levels):
+        night_factor = level * (1 + noise * rng.standard_normal())
+        cases = {
+            c: list(0.05 * night_factor * (1 + 0.005 * rng.standard_normal(rounds))) for c in (CASE, OTHER)
+        }
+        run = make_run(cases)
+        run["commit_info"] = {"id": f"c{night:02d}" + "0" * 30, "branch": "main", "dirty": False}
+        run["datetime"] = (start + timedelta(days=night)).isoformat()
+        write_run(root / machine / "Linux-CPython-3.11-64bit" / f"{night + 1:04d}_c{night:02d}.json", run)
+    return root
+
+
+def _series_steps(tmp_path, root, *args):
+    out = tmp_path / "h.md"
+    code = main(["history", str(root), "--markdown", str(out), *args])
+    return code, out.read_text()
+
+
+def test_an_8_percent_step_is_found_at_its_commit_and_nowhere_else(tmp_path):
+    levels = [1.0] * 17 + [1.08] * 13
+    root = nightly_store(tmp_path / "results", "box", levels, seed=3)
+    code, text = _series_steps(tmp_path, root)
+    assert code == 0
+    rows = [line for line in text.splitlines() if line.startswith("| batching/")]
+    assert len(rows) == 2, text  # both cases of the machine got slower at the same night
+    for row in rows:
+        assert "c16" in row and "..c17" in row and "(slower)" in row
+        change = float(row.split("|")[2].split("%")[0])
+        assert 5 < change < 11
+
+
+def test_a_flat_noisy_history_has_no_step(tmp_path):
+    root = nightly_store(tmp_path / "results", "box", [1.0] * 30, seed=5)
+    code, text = _series_steps(tmp_path, root)
+    assert code == 0 and "No steps detected." in text
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_flat_histories_stay_flat_across_seeds(seed):
+    rng = np.random.default_rng(seed)
+    values = np.log(1 + 0.02 * rng.standard_normal(30))
+    steps, _, _ = detect_steps(values, np.full(30, 0.002), min_change=0.03)
+    assert steps == []
+
+
+def test_a_machine_change_is_not_a_regression(tmp_path):
+    root = tmp_path / "results"
+    nightly_store(root, "laptop", [1.0] * 15, seed=1)
+    nightly_store(root, "gpu-box", [0.5] * 15, seed=2)  # other hardware: half the time
+    code, text = _series_steps(tmp_path, root, "--fail-on-regression")
+    assert code == 0
+    assert "#### laptop" in text and "#### gpu-box" in text and "(slower)" not in text
+
+
+def test_the_newest_step_gates_and_plots_are_written(tmp_path):
+    root = nightly_store(tmp_path / "results", "box", [1.0] * 20 + [1.10] * 4, seed=7)
+    output = tmp_path / "report"
+    assert main(["history", str(root), "--fail-on-regression", "--output", str(output), "-k", "manual"]) == 1
+    assert (output / "summary.md").exists() and (output / "box.html").exists()
+    pngs = list((output / "box").glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    improved = nightly_store(tmp_path / "improved", "box", [1.0] * 20 + [0.9] * 4, seed=7)
+    assert main(["history", str(improved), "--fail-on-regression", "--no-plots"]) == 0
+
+
+def test_history_bad_input(tmp_path, capsys):
+    assert main(["history", str(tmp_path / "nothing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["history", str(tmp_path / "empty")]) == 2
+    assert "holds no readable runs" in capsys.readouterr().err
+
+
+def test_exports(tmp_path):
+    run = make_run({CASE: [0.2, 0.21, 0.19]}, extra={CASE: {"items_per_round": 10, "device": "cpu"}})
+    path = write_run(tmp_path / "run.json", run)
+    smaller, bigger, bencher = tmp_path / "s.json", tmp_path / "b.json", tmp_path / "m.json"
+    assert main(["export", str(path), "--format", "github-smaller", "-o", str(smaller)]) == 0
+    assert main(["export", str(path), "--format", "github-bigger", "-o", str(bigger)]) == 0
+    assert main(["export", str(path), "--format", "bencher", "-o", str(bencher)]) == 0
+    (entry,) = json.loads(smaller.read_text())
+    assert entry["name"] == CASE and entry["unit"] == "s" and entry["value"] == pytest.approx(0.02)
+    (entry,) = json.loads(bigger.read_text())
+    assert entry["unit"] == "items/s" and entry["value"] == pytest.approx(50.0)
+    metric = json.loads(bencher.read_text())[CASE]
+    assert metric["latency"]["value"] == pytest.approx(0.02e9)
+    assert metric["throughput"]["lower_value"] < metric["throughput"]["value"] < metric["throughput"]["upper_value"]
+    assert main(["export", str(path), "--format", "nope"]) == 2
+
+
+def test_autosaved_runs_accumulate_without_overwriting(tmp_path):
+    storage = tmp_path / "results" / "box"
+    for _ in range(2):
+        result = run_pytest(
+            "perf_tests/test_null.py", "--benchmark-only", "--device", "cpu", "--rounds", "5",
+            "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
+        )
+        assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in storage.rglob("*.json"))
+    assert [f[:4] for f in files] == ["0001", "0002"]
+    assert main(["history", str(tmp_path / "results"), "--no-plots"]) == 0
