@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from inferperf.cases import Case, Device
@@ -288,12 +288,17 @@ def measure(
 
     warm = warm or timed
     peak_mem: int | None = None
+    last_warmup_s: float | None = None
     for index in range(budget.warmup_rounds):
         if index == budget.warmup_rounds - 1:
-            # the last warm-up round doubles as the memory probe: steady state, never timed
+            # the last warm-up round doubles as the memory probe and as the estimate of a round's
+            # time for the budget's time cap: steady state, never timed
+            started = time.perf_counter()
             peak_mem = peak_memory_bytes(warm, case.device)
+            last_warmup_s = time.perf_counter() - started
         else:
             warm()
+    budget = replace(budget, rounds=budget.rounds_for(last_warmup_s))
     if stages is not None:
         stages.reset()
     benchmark.pedantic(timed, rounds=budget.rounds, warmup_rounds=0, iterations=1)

@@ -15,12 +15,27 @@ class Budget:
 
     rounds: int
     warmup_rounds: int = 1
+    #: cap on the timed rounds' total seconds, judged from the last warm-up round: a case that is
+    #: slow on this hardware (bf16 or int8 without native support, say) runs fewer rounds, never
+    #: fewer than ``min_rounds``, so the quick tier stays near its time budget everywhere.
+    #: ``--rounds`` lifts the cap.
+    max_time_s: float | None = None
+    min_rounds: int = 3
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.warmup_rounds < 0:
             raise ValueError(f"warmup_rounds must be >= 0, got {self.warmup_rounds}")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise ValueError(f"max_time_s must be > 0, got {self.max_time_s}")
+
+    def rounds_for(self, round_s: float | None) -> int:
+        """Timed rounds for a step whose warm-up round took ``round_s`` seconds."""
+        if self.max_time_s is None or not round_s or round_s <= 0:
+            return self.rounds
+        fitting = int(self.max_time_s // round_s)
+        return max(min(self.rounds, self.min_rounds), min(self.rounds, fitting))
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class Settings:
         """The benchmark's own budget for this tier, with ``--rounds``/``--warmup-rounds`` applied."""
         chosen = per_tier[self.tier]
         if self.rounds is not None:
-            chosen = replace(chosen, rounds=self.rounds)
+            chosen = replace(chosen, rounds=self.rounds, max_time_s=None)
         if self.warmup_rounds is not None:
             chosen = replace(chosen, warmup_rounds=self.warmup_rounds)
         return chosen

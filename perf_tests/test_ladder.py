@@ -21,7 +21,7 @@ from inferperf.variants.ladder import BASELINE, RUNGS
 TECHNIQUE = "ladder"
 MODEL: dict[Tier, str] = {"quick": "deit_tiny", "standard": "deit_base"}
 BATCHES: dict[Tier, tuple[int, ...]] = {"quick": (1, 8), "standard": (1, 16)}
-BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=10, warmup_rounds=2), "standard": Budget(20, 3)}
+BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=10, warmup_rounds=2, max_time_s=8.0), "standard": Budget(20, 3)}
 
 
 def ladder_cases(tier: Tier) -> list[Case]:

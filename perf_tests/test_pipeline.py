@@ -27,7 +27,7 @@ DETECTOR = "fasterrcnn_mbv3"
 IMAGE_SIZE = (640, 384)  # (w, h): the seed's 384x640 image
 #: the seed's threshold before (0.8) and after (0.3) quantization
 THRESHOLDS = (0.3, 0.8)
-BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=5, warmup_rounds=1), "standard": Budget(5, 1)}
+BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=5, warmup_rounds=1, max_time_s=6.0), "standard": Budget(5, 1)}
 #: precision -> (dtype, devices)
 PRECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fp32": ("fp32", DEVICES),

@@ -67,6 +67,18 @@ def test_budget_overrides_apply_to_the_tier_budget():
     assert Settings(tier="standard").budget(budgets) == Budget(10, 2)
     assert Settings(tier="quick", rounds=7).budget(budgets) == Budget(7, 1)
     assert Settings(tier="quick", warmup_rounds=0).budget(budgets) == Budget(3, 0)
+
+
+def test_time_cap_trims_rounds_of_slow_steps_but_never_below_the_minimum():
+    capped = Budget(10, 2, max_time_s=8.0)
+    assert capped.rounds_for(None) == 10
+    assert capped.rounds_for(0.5) == 10  # 16 would fit: the configured rounds stay
+    assert capped.rounds_for(2.0) == 4
+    assert capped.rounds_for(60.0) == 3  # min_rounds
+    assert Budget(2, 1, max_time_s=1.0).rounds_for(10.0) == 2  # never more than configured
+    # --rounds is an explicit request: it lifts the cap
+    explicit = Settings(tier="quick", rounds=7).budget({"quick": capped, "standard": capped})
+    assert explicit == Budget(7, 2) and explicit.rounds_for(60.0) == 7
     with pytest.raises(ValueError):
         Budget(0)
 

@@ -81,3 +81,26 @@ def test_out_of_memory_is_recognised():
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+class RecordingBenchmark(FakeBenchmark):
+    """Runs ``pedantic`` for real and remembers how many rounds it was asked for."""
+
+    def pedantic(self, target, rounds, warmup_rounds, iterations):
+        self.asked_rounds = rounds
+        durations = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            target()
+            durations.append(time.perf_counter() - started)
+        self.stats.stats.median = float(np.median(durations))
+
+
+def test_a_slow_step_runs_fewer_rounds_under_the_time_cap_and_the_record_says_so():
+    from inferperf.measure import Workload, measure
+
+    bench = RecordingBenchmark(None)
+    slow = Workload(step=lambda: time.sleep(0.05), items_per_round=1, inference=False)
+    info = measure(bench, Case("t", "m", "v"), slow, Budget(20, 1, max_time_s=0.2, min_rounds=2))
+    assert bench.asked_rounds == info["rounds"]
+    assert 2 <= info["rounds"] <= 4  # 0.2 s / 0.05 s per round, with the warm-up's own jitter
