@@ -209,15 +209,23 @@ class Calibration:
         return record
 
 
-def _best_time(fn: Callable[[], object], device: Device, repeats: int) -> float:
+def _best_time(fn: Callable[[], object], device: Device, repeats: int, max_s: float = 1.0) -> float:
+    """Best of ``repeats`` timed calls after one warm-up, stopping early once ``max_s`` is spent:
+    an op with no fast kernel on this hardware (int8 matmul without VNNI, say) takes a second
+    per call, and the calibration must stay a few seconds."""
     fn()
     sync(device)
     best = float("inf")
+    spent = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         sync(device)
-        best = min(best, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        spent += elapsed
+        if spent >= max_s:
+            break
     return best
 
 
