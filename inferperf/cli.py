@@ -123,18 +123,16 @@ def _number_list(cast, minimum: float, example: str):
 
 
 def _detection_power(args: argparse.Namespace) -> int:
-    from inferperf.detection import numpy_workload, render_rows, run_trials
+    from inferperf.detection import numpy_workload, render_report, run_trials
 
-    rows = run_trials(
+    trials = run_trials(
         numpy_workload(),
         rounds_options=args.rounds,
         slowdowns=args.slowdowns,
         trials=args.trials,
-        min_change=args.min_change,
-        alpha=args.alpha,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    text = render_rows(rows, args.min_change, args.alpha)
+    text = render_report(trials, min_change=args.min_change, alpha=args.alpha)
     sys.stdout.write(text)
     if args.markdown:
         _write(args.markdown, text)

@@ -12,13 +12,14 @@ runs anywhere in a few minutes.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from inferperf.analysis.stats import bootstrap_ratio, verdict
+from inferperf.analysis.stats import RatioEstimate, bootstrap_ratio, verdict
 
 #: a slowdown of 0.0 is the A/A condition
 DEFAULT_SLOWDOWNS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.10)
@@ -49,6 +50,16 @@ def numpy_workload(size: int = 96) -> Measure:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One A/B (or A/A) comparison: the contender/base ratio of medians and its p-value."""
+
+    rounds: int
+    slowdown: float
+    ratio: float
+    p_value: float
+
+
+@dataclass(frozen=True)
 class DetectionRow:
     rounds: int
     slowdown: float
@@ -63,23 +74,57 @@ def run_trials(
     rounds_options: Sequence[int],
     slowdowns: Sequence[float] = DEFAULT_SLOWDOWNS,
     trials: int,
-    min_change: float,
-    alpha: float,
     progress: Callable[[str], None] | None = None,
-) -> list[DetectionRow]:
-    rows = []
+) -> list[Trial]:
+    """Measure every (rounds, slowdown) cell ``trials`` times; verdicts are applied afterwards,
+    so one experiment answers for any ``--min-change``."""
+    results = []
     for rounds in rounds_options:
         for slowdown in slowdowns:
-            flagged = 0
             for _ in range(trials):
                 base = measure(BASE_UNITS, rounds)
                 contender = measure(int(round(BASE_UNITS * (1 + slowdown))), rounds)
-                called = verdict(bootstrap_ratio(base, contender, resamples=500), min_change=min_change, alpha=alpha)
-                flagged += called != "same" if slowdown == 0 else called == "slower"
-            rows.append(DetectionRow(rounds, slowdown, trials, flagged / trials))
+                estimate = bootstrap_ratio(base, contender, resamples=500)
+                results.append(Trial(rounds, slowdown, estimate.ratio, estimate.p_value))
             if progress is not None:
-                progress(f"rounds={rounds} slowdown={slowdown:.0%}: {flagged}/{trials}")
-    return rows
+                progress(f"rounds={rounds} slowdown={slowdown:.0%}: {trials} trials")
+    return results
+
+
+def _called(trial: Trial, min_change: float, alpha: float) -> bool:
+    estimate = RatioEstimate(trial.ratio, trial.ratio, trial.ratio, trial.p_value, "bootstrap")
+    called = verdict(estimate, min_change=min_change, alpha=alpha)
+    return called != "same" if trial.slowdown == 0 else called == "slower"
+
+
+def detection_rows(trials: Sequence[Trial], *, min_change: float, alpha: float) -> list[DetectionRow]:
+    """Detection rate per (rounds, slowdown) under ``compare``'s verdict at these settings."""
+    cells: dict[tuple[int, float], list[Trial]] = {}
+    for trial in trials:
+        cells.setdefault((trial.rounds, trial.slowdown), []).append(trial)
+    return [
+        DetectionRow(rounds, slowdown, len(cell), sum(_called(t, min_change, alpha) for t in cell) / len(cell))
+        for (rounds, slowdown), cell in sorted(cells.items())
+    ]
+
+
+def noise_floor(trials: Sequence[Trial], rounds: int, *, alpha: float, false_alarms: float = 0.01) -> float | None:
+    """The smallest ``--min-change`` that keeps A/A false alarms at or below ``false_alarms``.
+
+    Between two separate runs a machine drifts (frequency, neighbours, caches) by more than the
+    rounds inside one run can show, so significance alone flags unchanged code; the effect
+    threshold has to sit above that drift. Returns None without A/A trials for ``rounds``.
+    """
+    same = [t for t in trials if t.rounds == rounds and t.slowdown == 0]
+    if not same:
+        return None
+    # |log ratio| of the A/A trials the test found significant, largest first: the floor sits
+    # just above the one that would make the false-alarm count exceed its allowance
+    shifts = sorted((abs(math.log(t.ratio)) for t in same if t.p_value < alpha), reverse=True)
+    allowed = int(math.floor(false_alarms * len(same) + 1e-9))
+    if len(shifts) <= allowed:
+        return 0.0
+    return math.exp(shifts[allowed]) * (1 + 1e-6) - 1
 
 
 def render_rows(rows: Sequence[DetectionRow], min_change: float, alpha: float) -> str:
@@ -87,7 +132,7 @@ def render_rows(rows: Sequence[DetectionRow], min_change: float, alpha: float) -
     rounds_options = sorted({r.rounds for r in rows})
     header = ["rounds", *("false alarms (A/A)" if s == 0 else f"{s:.0%} detected" for s in slowdowns)]
     lines = [
-        f"Detection with min-change {min_change:.0%}, alpha {alpha} ({rows[0].trials} trials per cell)" if rows else "",
+        f"Detection with min-change {min_change:.1%}, alpha {alpha} ({rows[0].trials} trials per cell)" if rows else "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
@@ -95,3 +140,24 @@ def render_rows(rows: Sequence[DetectionRow], min_change: float, alpha: float) -
     for rounds in rounds_options:
         lines.append("| " + " | ".join([str(rounds), *(f"{lookup[rounds, s]:.0%}" for s in slowdowns)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def render_report(trials: Sequence[Trial], *, min_change: float, alpha: float) -> str:
+    """The table at the given settings, then this machine's noise floor and the table at it."""
+    text = render_rows(detection_rows(trials, min_change=min_change, alpha=alpha), min_change, alpha)
+    rounds_options = sorted({t.rounds for t in trials})
+    floors = {rounds: noise_floor(trials, rounds, alpha=alpha) for rounds in rounds_options}
+    known = {rounds: floor for rounds, floor in floors.items() if floor is not None}
+    if not known:
+        return text
+    text += "\nNoise floor: the smallest --min-change keeping A/A false alarms at or below 1%\n"
+    text += "| rounds | noise floor | A/A ratio, 5th-95th percentile |\n|---|---|---|\n"
+    for rounds, floor in known.items():
+        ratios = [t.ratio for t in trials if t.rounds == rounds and t.slowdown == 0]
+        low, high = np.percentile(ratios, [5, 95])
+        text += f"| {rounds} | {floor:.1%} | {low:.3f}-{high:.3f} |\n"
+    for rounds, floor in known.items():
+        if floor > min_change:
+            rows = [r for r in detection_rows(trials, min_change=floor, alpha=alpha) if r.rounds == rounds]
+            text += "\n" + render_rows(rows, floor, alpha)
+    return text
