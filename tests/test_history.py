@@ -119,3 +119,13 @@ def test_autosaved_runs_accumulate_without_overwriting(tmp_path):
     files = sorted(p.name for p in storage.rglob("*.json"))
     assert [f[:4] for f in files] == ["0001", "0002"]
     assert main(["history", str(tmp_path / "results"), "--no-plots"]) == 0
+
+
+def test_reference_runs_beside_the_machines_are_not_a_machine(tmp_path):
+    from inferperf.analysis.history import machine_runs
+
+    root = nightly_store(tmp_path / "results", "box", [1.0] * 4, seed=1)
+    write_run(root / "reference" / "quick-cpu.json", make_run({"null/none-cpu-fp32-noop-bs1": [1e-6] * 5}))
+    per_machine, skipped = machine_runs(root)
+    assert list(per_machine) == ["box"]
+    assert any("reference" in line for line in skipped)

@@ -24,6 +24,9 @@ from inferperf.analysis.schema import RecordError
 from inferperf.analysis.stats import bootstrap_medians
 
 _MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
+#: ``results/reference/`` holds the runs behind the README's tables (mixed tiers and dates), which
+#: would read as a machine with a nonsense series
+REFERENCE_FOLDER = "reference"
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,13 @@ def machine_runs(root: Path) -> tuple[dict[str, list[Run]], list[str]]:
         raise RecordError(f"{root}: not a results folder")
     per_machine: dict[str, list[Run]] = {}
     skipped: list[str] = []
+    if (root / REFERENCE_FOLDER).is_dir():
+        skipped.append(f"skipped {root / REFERENCE_FOLDER}: reference runs, not one machine's nights")
     for path in sorted(root.rglob("*.json")):
         relative = path.relative_to(root)
         machine = relative.parts[0] if len(relative.parts) > 1 else root.name
+        if machine == REFERENCE_FOLDER and len(relative.parts) > 1:
+            continue
         try:
             run = load_run(path, label=f"{machine}/{path.stem}")
         except RecordError as exc:
