@@ -220,7 +220,11 @@ def plot_series(series: Series, path: Path) -> None:
         )
     ticks = x[:: max(1, len(x) // 10)]
     ax.set_xticks(ticks)
-    ax.set_xticklabels([series.points[i].when.strftime("%m-%d") for i in ticks], fontsize=8)
+    # runs of one day (a CI loop, a bisect) are told apart by their time, nights by their date
+    one_day = len({p.when.date() for p in series.points}) == 1
+    label = "%H:%M" if one_day else "%m-%d"
+    ax.set_xticklabels([series.points[i].when.strftime(label) for i in ticks], fontsize=8)
+    ax.set_xlabel(f"run ({series.points[0].when:%Y-%m-%d}, UTC)" if one_day else "run date (UTC)", fontsize=8)
     ax.set_ylabel("ms per round")
     ax.set_title(f"{series.machine}: {series.case_id}", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
