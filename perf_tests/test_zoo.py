@@ -138,8 +138,7 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
         assert not result.errors, result.errors[:3]
         per_round.append(result.latencies_s)
 
-    budget = settings.budget(BUDGETS)
-    measure_case(
+    info = measure_case(
         case,
         Workload(load_round, items_per_round=clients * requests, inference=False),
         BUDGETS,
@@ -147,8 +146,10 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
         extra={"clients": clients, "requests_per_client": requests, "dynamic_batching": dynamic,
                "baseline_case_id": Case(TECHNIQUE, case.model, f"load_c{clients}", "cpu", "fp32", 1).case_id},
     )
-    timed = [latency for rnd in per_round[budget.warmup_rounds : budget.warmup_rounds + budget.rounds] for latency in rnd]
-    assert len(timed) == budget.rounds * clients * requests
+    # the rounds that ran, as recorded (a budget's time cap may trim them), after the warm-ups
+    warmups, rounds = int(info["warmup_rounds"]), int(info["rounds"])
+    timed = [latency for rnd in per_round[warmups : warmups + rounds] for latency in rnd]
+    assert len(timed) == rounds * clients * requests
     extra: dict[str, object] = {**latency_percentiles(timed), "request_latencies_s": [float(v) for v in timed]}
     if triton_host is not None:
         stats = triton_host.statistics(name).get("model_stats", [{}])[0]
