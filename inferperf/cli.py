@@ -30,15 +30,14 @@ def _write(destination: str, text: str) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     from inferperf.analysis.compare import (
-        Thresholds,
         calibrated_view,
         compare_runs,
         machine_differences,
-        regressions,
+        slower_cases,
         technique_view,
     )
     from inferperf.analysis.load import load_runs
-    from inferperf.analysis.report import (
+    from inferperf.analysis.compare_report import (
         ComparisonReport,
         render_csv,
         render_html,
@@ -47,6 +46,8 @@ def _compare(args: argparse.Namespace) -> int:
         render_text,
     )
     from inferperf.analysis.select import ExpressionError, compile_expression
+
+    from inferperf.analysis.settings import Thresholds
 
     try:
         thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
@@ -81,14 +82,14 @@ def _compare(args: argparse.Namespace) -> int:
         if destination:
             _write(destination, render(report))
     if args.png:
-        from inferperf.analysis.report import write_pngs
+        from inferperf.analysis.compare_report import write_pngs
 
         try:
             for path in write_pngs(report, args.png):
                 print(f"wrote {path}", file=sys.stderr)
         except OSError as exc:
             raise UsageError(f"cannot write plots to {args.png}: {exc.strerror or exc}") from None
-    if args.fail_on_regression and regressions(comparisons):
+    if args.fail_on_regression and slower_cases(comparisons):
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -123,7 +124,7 @@ def _number_list(cast, minimum: float, example: str):
 
 
 def _detection_power(args: argparse.Namespace) -> int:
-    from inferperf.detection import numpy_workload, render_report, run_trials
+    from inferperf.analysis.detection import numpy_workload, render_report, run_trials
 
     trials = run_trials(
         numpy_workload(),
@@ -141,10 +142,9 @@ def _detection_power(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from inferperf.analysis.history import (
-        HistorySettings,
         build_series,
         machine_runs,
-        regressions,
+        newest_step_regressions,
         summary_markdown,
         summary_text,
         write_reports,
@@ -155,9 +155,12 @@ def _history(args: argparse.Namespace) -> int:
         select = compile_expression(args.k)
     except ExpressionError as exc:
         raise UsageError(str(exc)) from None
-    if not 0 <= args.min_change < 10 or args.penalty <= 0 or not 0 < args.confidence < 1:
-        raise UsageError("--min-change must be a fraction, --penalty > 0 and --confidence in (0, 1)")
-    settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
+    from inferperf.analysis.settings import HistorySettings
+
+    try:
+        settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     per_machine, skipped = machine_runs(args.results)
     for line in skipped:
         print(line, file=sys.stderr)
@@ -171,7 +174,7 @@ def _history(args: argparse.Namespace) -> int:
         written = write_reports(all_series, args.output, settings, plots=not args.no_plots)
         print(f"wrote {len(written)} files under {args.output}", file=sys.stderr)
     if args.fail_on_regression:
-        found = regressions(all_series, args.min_change)
+        found = newest_step_regressions(all_series, args.min_change)
         for series in found:
             step = series.newest_step
             assert step is not None
@@ -184,7 +187,7 @@ def _history(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from inferperf.analysis.load import load_run
     from inferperf.analysis.select import ExpressionError, compile_expression
-    from inferperf.analysis.summary import skipped_table, technique_tables
+    from inferperf.analysis.run_report import skipped_table, technique_tables
 
     try:
         select = compile_expression(args.k)
@@ -218,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", type=Path, help="pytest-benchmark JSON files")
     validate.set_defaults(handler=_validate)
 
-    from inferperf.analysis.compare import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
-    from inferperf.analysis.report import GROUP_FIELDS
+    from inferperf.analysis.settings import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE, DEFAULT_PENALTY
+    from inferperf.analysis.compare_report import GROUP_FIELDS
 
     compare = commands.add_parser(
         "compare",
@@ -263,8 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="as for compare")
     power.add_argument("--markdown", metavar="PATH", help="also write the table to PATH")
     power.set_defaults(handler=_detection_power)
-
-    from inferperf.analysis.changepoint import DEFAULT_PENALTY
 
     history = commands.add_parser(
         "history",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from inferperf.cli import main
-from inferperf.detection import BASE_UNITS, Trial, detection_rows, noise_floor, render_report, render_rows, run_trials
+from inferperf.analysis.detection import BASE_UNITS, Trial, detection_rows, noise_floor, render_report, render_rows, run_trials
 
 
 def simulated(noise: float, seed: int = 0):

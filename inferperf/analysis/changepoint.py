@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
-DEFAULT_PENALTY = 4.0
+from inferperf.analysis.settings import DEFAULT_PENALTY, DEFAULT_STEP_CONFIDENCE
+
 #: 1 / Phi^-1(3/4): MAD to standard deviation for Gaussian noise
 _MAD_TO_SIGMA = 1.4826
 
@@ -161,7 +162,7 @@ def detect_steps(
     *,
     min_change: float,
     penalty: float = DEFAULT_PENALTY,
-    confidence: float = 0.99,
+    confidence: float = DEFAULT_STEP_CONFIDENCE,
 ) -> tuple[list[Step], list[Segment], float]:
     """Steps in a series of log median times, with their segments and the night noise ``tau``.
 

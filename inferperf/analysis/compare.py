@@ -14,11 +14,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from inferperf.analysis.load import Benchmark, Run
+from inferperf.analysis.settings import Thresholds
 from inferperf.analysis.stats import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_CONFIDENCE,
     RatioEstimate,
-    SummaryStats,
     Verdict,
     bootstrap_medians,
     bootstrap_ratio,
@@ -26,25 +24,6 @@ from inferperf.analysis.stats import (
     symmetric_interval,
     verdict,
 )
-
-#: defaults, documented in README ("Comparing runs"); chosen from the A/A experiment there
-DEFAULT_MIN_CHANGE = 0.03
-DEFAULT_ALPHA = 0.01
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    min_change: float = DEFAULT_MIN_CHANGE
-    alpha: float = DEFAULT_ALPHA
-    confidence: float = DEFAULT_CONFIDENCE
-    resamples: int = DEFAULT_BOOTSTRAP
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_change < 10:
-            raise ValueError(f"--min-change: expected a fraction such as 0.03, got {self.min_change}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"--alpha: expected a probability in (0, 1), got {self.alpha}")
-
 
 @dataclass(frozen=True)
 class CaseComparison:
@@ -66,11 +45,6 @@ class CaseComparison:
         return self.estimate.ratio - 1.0 if self.estimate else None
 
 
-def _summary_stats(bench: Benchmark) -> SummaryStats:
-    s = bench.summary
-    return SummaryStats(median=s.median, mean=s.mean, stddev=s.stddev, rounds=s.rounds, iqr=s.iqr)
-
-
 def _not_comparable(base: Benchmark, contender: Benchmark) -> str:
     if base.timer and contender.timer and base.timer != contender.timer:
         return f"timers differ ({base.timer} vs {contender.timer}): the units of the times differ"
@@ -85,7 +59,7 @@ def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds
         return bootstrap_ratio(
             base.samples, contender.samples, confidence=thresholds.confidence, resamples=thresholds.resamples
         )
-    return summary_ratio(_summary_stats(base), _summary_stats(contender), confidence=thresholds.confidence)
+    return summary_ratio(base.summary_stats(), contender.summary_stats(), confidence=thresholds.confidence)
 
 
 def compare_pair(
@@ -273,5 +247,6 @@ def machine_differences(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def regressions(comparisons: Iterable[CaseComparison]) -> list[CaseComparison]:
+def slower_cases(comparisons: Iterable[CaseComparison]) -> list[CaseComparison]:
+    """The comparisons whose verdict is ``slower`` (what ``--fail-on-regression`` gates on)."""
     return [c for c in comparisons if c.verdict == "slower"]

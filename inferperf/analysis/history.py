@@ -18,12 +18,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from inferperf.analysis.changepoint import DEFAULT_PENALTY, Segment, Step, detect_steps
+from inferperf.analysis.changepoint import Segment, Step, detect_steps
 from inferperf.analysis.load import Benchmark, Run, load_run
 from inferperf.analysis.schema import RecordError
-from inferperf.analysis.stats import bootstrap_medians
+from inferperf.analysis.settings import HistorySettings
+from inferperf.analysis.stats import log_median_se
 
-_MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 #: ``results/reference/`` holds the runs behind the README's tables (mixed tiers and dates), which
 #: would read as a machine with a nonsense series
 REFERENCE_FOLDER = "reference"
@@ -60,21 +60,11 @@ class Series:
         return self.points[step.index - 1].commit, self.points[step.index].commit
 
 
-@dataclass(frozen=True)
-class HistorySettings:
-    min_change: float = 0.03
-    penalty: float = DEFAULT_PENALTY
-    confidence: float = 0.99
-
-
-def log_median_se(bench: Benchmark) -> float:
-    """Uncertainty of one run's log median time."""
+def run_log_median_se(bench: Benchmark) -> float:
+    """Uncertainty of one run's log median time: bootstrap of its samples, else its summary."""
     if bench.samples and len(bench.samples) > 2:
-        medians = bootstrap_medians(bench.samples, 400)
-        return float(np.std(np.log(medians), ddof=1))
-    s = bench.summary
-    sigma = s.iqr / 1.3489795 if s.iqr else s.stddev
-    return _MEDIAN_SE_FACTOR * sigma / math.sqrt(max(1, s.rounds)) / s.median
+        return log_median_se(bench.samples)
+    return bench.summary_stats().log_median_se()
 
 
 def _commit(run: Run) -> str:
@@ -125,7 +115,7 @@ def build_series(
             if bench is None:
                 continue
             points.append(
-                Point(_when(run), _commit(run), run.path, bench.summary.median, log_median_se(bench), bench.items_per_s)
+                Point(_when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s)
             )
         steps, segments, tau = detect_steps(
             [math.log(p.median_s) for p in points],
@@ -138,7 +128,7 @@ def build_series(
     return series
 
 
-def regressions(all_series: Sequence[Series], min_change: float) -> list[Series]:
+def newest_step_regressions(all_series: Sequence[Series], min_change: float) -> list[Series]:
     """Series whose newest step is a slowdown of at least ``min_change``."""
     return [s for s in all_series if s.newest_step is not None and s.newest_step.change >= min_change]
 

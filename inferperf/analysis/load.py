@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from inferperf import SCHEMA_VERSION
 from inferperf.analysis.schema import RecordError, load_json
+from inferperf.analysis.stats import SummaryStats
 
 #: the summary statistics every pytest-benchmark version writes (seconds per round)
 _REQUIRED_STATS = ("min", "max", "mean", "stddev", "median", "rounds")
@@ -45,6 +46,10 @@ class Benchmark:
     samples: tuple[float, ...] | None
     extra: Mapping[str, Any]
     timer: str | None
+
+    def summary_stats(self) -> SummaryStats:
+        s = self.summary
+        return SummaryStats(median=s.median, mean=s.mean, stddev=s.stddev, rounds=s.rounds, iqr=s.iqr)
 
     @property
     def items_per_round(self) -> int:

@@ -25,11 +25,11 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+
 Verdict = Literal["faster", "slower", "same", "not comparable"]
 Method = Literal["bootstrap", "summary"]
 
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_BOOTSTRAP = 2000
 #: the Gaussian efficiency factor of the median: SE(median) ~ 1.2533 * sigma / sqrt(n)
 _MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 #: sigma of a normal distribution from its inter-quartile range
@@ -152,6 +152,29 @@ class SummaryStats:
             return self.iqr * _IQR_TO_SIGMA
         return self.stddev
 
+    def log_median_se(self) -> float:
+        """Standard error of ``log(median)`` by the delta method: ``1.2533 * sigma / sqrt(n) / median``."""
+        return _MEDIAN_SE_FACTOR * self.sigma() / math.sqrt(max(1, self.rounds)) / self.median
+
+
+def log_median_se(samples: Sequence[float], resamples: int = 400) -> float:
+    """Standard error of ``log(median)`` of ``samples``, from the bootstrap of the median.
+
+    Parameters
+    ----------
+    samples : sequence of float
+        Raw seconds per round (three or more).
+    resamples : int
+        Bootstrap resamples.
+
+    Returns
+    -------
+    float
+        The standard deviation of the log of the bootstrap medians.
+    """
+    medians = bootstrap_medians(samples, resamples)
+    return float(np.std(np.log(medians), ddof=1))
+
 
 def summary_ratio(
     base: SummaryStats, contender: SummaryStats, *, confidence: float = DEFAULT_CONFIDENCE
@@ -177,12 +200,7 @@ def summary_ratio(
     ratio = contender.median / base.median
     if base.rounds < 2 or contender.rounds < 2:
         return RatioEstimate(ratio, 0.0, math.inf, 1.0, "summary")
-    se_log = math.sqrt(
-        sum(
-            (_MEDIAN_SE_FACTOR * s.sigma() / math.sqrt(s.rounds) / s.median) ** 2
-            for s in (base, contender)
-        )
-    )
+    se_log = math.hypot(base.log_median_se(), contender.log_median_se())
     z = float(sps.norm.ppf(0.5 + confidence / 2.0))
     low, high = ratio * math.exp(-z * se_log), ratio * math.exp(z * se_log)
     if base.stddev == 0 and contender.stddev == 0:

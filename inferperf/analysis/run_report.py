@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from inferperf.analysis.load import Benchmark, Run
-from inferperf.analysis.report import Table, fmt_fraction, fmt_rate, fmt_seconds
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
-
-
-def fmt_bytes(value: Any) -> str:
-    number = _number(value)
-    if number is None:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if number >= scale:
-            return f"{number / scale:.3g} {unit}"
-    return f"{number:.0f} B"
+from inferperf.analysis.tables import Table, finite_number, fmt_bytes, fmt_fraction, fmt_rate, fmt_seconds
 
 
 def _details(bench: Benchmark) -> str:
@@ -43,9 +28,9 @@ def _details(bench: Benchmark) -> str:
         if isinstance(decisions, Mapping):
             parts.append("same decisions " + ", ".join(f"@{t} {v:.0%}" for t, v in decisions.items()))
     for key, label in (("latency_p50_s", "p50"), ("latency_p90_s", "p90"), ("latency_p99_s", "p99")):
-        if _number(extra.get(key)) is not None:
+        if finite_number(extra.get(key)) is not None:
             parts.append(f"{label} {fmt_seconds(extra[key])}")
-    if _number(extra.get("server_mean_batch")) is not None:
+    if finite_number(extra.get("server_mean_batch")) is not None:
         parts.append(f"server batch {extra['server_mean_batch']:.2f}")
     return "; ".join(parts)
 
@@ -63,10 +48,10 @@ COLUMNS: tuple[tuple[str, Callable[[Run, Benchmark], str]], ...] = (
     ("s/item", lambda r, b: fmt_seconds(b.summary.median / b.items_per_round)),
     ("round (median)", lambda r, b: fmt_seconds(b.summary.median)),
     ("vs baseline", _speedup),
-    ("roofline", lambda r, b: fmt_fraction(_number(b.extra.get("roofline_fraction")))),
+    ("roofline", lambda r, b: fmt_fraction(finite_number(b.extra.get("roofline_fraction")))),
     ("model bytes", lambda r, b: fmt_bytes(b.extra.get("model_bytes"))),
     ("peak mem", lambda r, b: fmt_bytes(b.extra.get("peak_mem_bytes"))),
-    ("setup", lambda r, b: fmt_seconds(_number(b.extra.get("setup_s")))),
+    ("setup", lambda r, b: fmt_seconds(finite_number(b.extra.get("setup_s")))),
     ("details", lambda r, b: _details(b)),
 )
 

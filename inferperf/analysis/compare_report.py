@@ -1,4 +1,4 @@
-"""Render a comparison: terminal table, Markdown, CSV, JSON and a self-contained HTML report."""
+"""Render a comparison (``inferperf compare``): terminal tables, Markdown, CSV, JSON and an HTML report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Callable, Literal, Sequence
 
 from inferperf.analysis.compare import CalibratedRow, CaseComparison, Speedup, Thresholds
 from inferperf.analysis.load import Benchmark, Run
+from inferperf.analysis.tables import Table, fmt_change, fmt_fraction, fmt_p, fmt_rate, fmt_ratio, fmt_seconds
 
 GroupBy = Literal["technique", "model", "device"]
 GROUP_FIELDS: tuple[GroupBy, ...] = ("technique", "model", "device")
@@ -28,82 +29,6 @@ class ComparisonReport:
     thresholds: Thresholds
     group_by: GroupBy | None = None
     skipped_files: Sequence[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-
-
-def fmt_seconds(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g} s"
-
-
-def fmt_rate(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:,.4g}" if value < 1e5 else f"{value:,.0f}"
-
-
-def fmt_ratio(value: float | None, low: float | None = None, high: float | None = None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    text = f"{value:.3f}x"
-    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
-        text += f" [{low:.3f}, {high:.3f}]"
-    return text
-
-
-def fmt_change(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:+.1%}"
-
-
-def fmt_p(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def fmt_fraction(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-@dataclass
-class Table:
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-
-    def text(self) -> str:
-        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h) for i, h in enumerate(self.headers)]
-        lines = [self.title, "  ".join(h.ljust(w) for h, w in zip(self.headers, widths))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in self.rows]
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        def cell(value: str) -> str:
-            return value.replace("|", "\\|")
-
-        lines = [f"#### {self.title}", "", "| " + " | ".join(self.headers) + " |"]
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
-
-    def html(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td class='{_css(c)}'>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows
-        )
-        return f"<h3>{html.escape(self.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _css(value: str) -> str:
-    return {"slower": "slower", "faster": "faster", "not comparable": "nc"}.get(value, "")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Tables and number formats shared by every report (compare, run report, history, ab).
+
+A ``Table`` renders the same rows as aligned text, Markdown or HTML, so each report states its
+content once and every output format agrees.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} s"
+
+
+def fmt_rate(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:,.4g}" if value < 1e5 else f"{value:,.0f}"
+
+
+def fmt_ratio(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    text = f"{value:.3f}x"
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        text += f" [{low:.3f}, {high:.3f}]"
+    return text
+
+
+def fmt_change(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:+.1%}"
+
+
+def fmt_p(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def fmt_fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def fmt_bytes(value: Any) -> str:
+    number = finite_number(value)
+    if number is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if number >= scale:
+            return f"{number / scale:.3g} {unit}"
+    return f"{number:.0f} B"
+
+
+#: cell values that get a CSS class in HTML (verdicts are coloured)
+_CSS_CLASSES = {"slower": "slower", "faster": "faster", "not comparable": "nc", "inconclusive": "nc"}
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h) for i, h in enumerate(self.headers)]
+        lines = [self.title, "  ".join(h.ljust(w) for h, w in zip(self.headers, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in self.rows]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        def cell(value: str) -> str:
+            return value.replace("|", "\\|")
+
+        lines = [f"#### {self.title}", "", "| " + " | ".join(cell(h) for h in self.headers) + " |"]
+        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td class='{_CSS_CLASSES.get(c, '')}'>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<h3>{html.escape(self.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
