@@ -1,31 +1,104 @@
-"""The ``inferperf`` command line. Exit codes: 0 ok, 1 regression found (when gating), 2 bad input."""
+"""The ``inferperf`` command line.
+
+Exit codes, one meaning each: 0 ok, 1 regression found (only with ``--fail-on-regression``),
+2 bad input or usage (one line naming the file, field or option), 3 internal error (one line;
+the traceback with ``--debug``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
-from inferperf.analysis.schema import RecordError, validate_inferperf_run
+from inferperf import __version__
+from inferperf.analysis.schema import RecordError
+from inferperf.analysis.settings import (
+    DEFAULT_ALPHA,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_CHANGE,
+    DEFAULT_PENALTY,
+    DEFAULT_STEP_CONFIDENCE,
+    SettingError,
+    check_min_change,
+    check_probability,
+    check_range,
+)
 
-EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class UsageError(Exception):
     """Bad input or usage: printed as one line, exit 2."""
 
 
-def _write(destination: str, text: str) -> None:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _checked(check: Callable[[float], float], cast: Callable[[str], Any] = float) -> Callable[[str], Any]:
+    """An argparse type that converts with ``cast`` and range-checks with ``check``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    return parse
+
+
+MIN_CHANGE = _checked(check_min_change)
+PROBABILITY = _checked(lambda v: check_probability("value", v))
+POSITIVE = _checked(lambda v: check_range("value", v, low=0, low_inclusive=False, expected="a finite number > 0"))
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    return _checked(lambda v: int(check_range("value", v, low=minimum, expected=f"an integer >= {minimum}")), int)
+
+
+def _number_list(cast: Callable[[str], float], minimum: float, example: str) -> Callable[[str], list[Any]]:
+    """An argparse type: comma-separated finite numbers, each at least ``minimum``."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [check_range("value", cast(v), low=minimum) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers >= {minimum} such as {example}, got {text!r}")
+        return values
+
+    return parse
+
+
+def _select(expression: str | None) -> Callable[[str], bool]:
+    from inferperf.analysis.select import ExpressionError, compile_expression
+
+    try:
+        return compile_expression(expression)
+    except ExpressionError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _write(outputs: Any, destination: str, text: str, option: str) -> None:
     if destination == "-":
         sys.stdout.write(text)
         return
-    path = Path(destination)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    outputs.write_text(Path(destination), text, option)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -36,7 +109,6 @@ def _compare(args: argparse.Namespace) -> int:
         slower_cases,
         technique_view,
     )
-    from inferperf.analysis.load import load_runs
     from inferperf.analysis.compare_report import (
         ComparisonReport,
         render_csv,
@@ -44,21 +116,30 @@ def _compare(args: argparse.Namespace) -> int:
         render_json,
         render_markdown,
         render_text,
+        write_pngs,
     )
-    from inferperf.analysis.select import ExpressionError, compile_expression
-
+    from inferperf.analysis.load import load_runs
+    from inferperf.analysis.output import Outputs
     from inferperf.analysis.settings import Thresholds
 
-    try:
-        thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
-        select = compile_expression(args.k)
-    except (ValueError, ExpressionError) as exc:
-        raise UsageError(str(exc)) from None
+    thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
+    select = _select(args.k)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
     loaded = load_runs(args.runs, labels)
     if len(loaded.runs) < 2:
-        raise UsageError(f"compare needs at least two runs; found {len(loaded.runs)} in {', '.join(map(str, args.runs))}")
+        found = ", ".join(map(str, args.runs))
+        raise UsageError(f"compare needs at least two runs; found {len(loaded.runs)} in {found}")
+    if not any(select(c) for run in loaded.runs for c in run.benchmarks):
+        raise UsageError(f"no case in the runs matches -k {args.k!r}")
     comparisons = compare_runs(loaded.runs, thresholds, select)
+    if args.fail_on_regression:
+        # a gate that compared nothing must not pass: a typo in -k, an empty or foreign contender
+        for contender in loaded.runs[1:]:
+            if not any(c.estimate is not None for c in comparisons if c.contender_label == contender.label):
+                raise UsageError(
+                    f"nothing was compared: {contender.label} has no case in common with {loaded.runs[0].label}"
+                    + (f" among those matching -k {args.k!r}" if args.k else "")
+                )
     report = ComparisonReport(
         runs=loaded.runs,
         comparisons=comparisons,
@@ -71,61 +152,51 @@ def _compare(args: argparse.Namespace) -> int:
     )
     for line in loaded.skipped:
         print(line, file=sys.stderr)
-    outputs = {"markdown": render_markdown, "csv": render_csv, "json": render_json, "html": render_html}
-    to_stdout = [name for name in outputs if getattr(args, name) == "-"]
+    outputs = Outputs(loaded.inputs)
+    renderers = {"markdown": render_markdown, "csv": render_csv, "json": render_json, "html": render_html}
+    to_stdout = [name for name in renderers if getattr(args, name) == "-"]
     if len(to_stdout) > 1:
         raise UsageError(f"only one output can go to stdout ('-'), got --{' and --'.join(to_stdout)}")
+    for name in renderers:  # refuse a bad destination before writing anything
+        if getattr(args, name) not in (None, "-"):
+            outputs.check(Path(getattr(args, name)), f"--{name}")
     if not to_stdout:
         sys.stdout.write(render_text(report))
-    for name, render in outputs.items():
+    for name, render in renderers.items():
         destination = getattr(args, name)
         if destination:
-            _write(destination, render(report))
+            _write(outputs, destination, render(report), f"--{name}")
     if args.png:
-        from inferperf.analysis.compare_report import write_pngs
-
-        try:
-            for path in write_pngs(report, args.png):
-                print(f"wrote {path}", file=sys.stderr)
-        except OSError as exc:
-            raise UsageError(f"cannot write plots to {args.png}: {exc.strerror or exc}") from None
+        for path in write_pngs(report, args.png, outputs):
+            print(f"wrote {path}", file=sys.stderr)
     if args.fail_on_regression and slower_cases(comparisons):
         return EXIT_REGRESSION
     return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from inferperf.analysis.validate import validate_run
+
     problems: list[str] = []
     for path in args.files:
-        try:
-            problems += validate_inferperf_run(path)
-        except RecordError as exc:
-            problems.append(str(exc))
+        problems += validate_run(path)
     for line in problems:
         print(line, file=sys.stderr)
-    if not problems:
-        print(f"ok: {len(args.files)} run(s) carry every documented key")
-    return EXIT_BAD_INPUT if problems else EXIT_OK
-
-
-def _number_list(cast, minimum: float, example: str):
-    """An argparse type: comma-separated numbers, each at least ``minimum``."""
-
-    def parse(text: str) -> list:
-        try:
-            values = [cast(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            values = []
-        if not values or min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers >= {minimum} such as {example}, got {text!r}")
-        return values
-
-    return parse
+    if problems:
+        bad = len({line.split(": ", 1)[0] for line in problems})
+        print(f"{len(problems)} problem(s) in {bad} of {len(args.files)} file(s)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"ok: {len(args.files)} run(s) carry every documented key")
+    return EXIT_OK
 
 
 def _detection_power(args: argparse.Namespace) -> int:
     from inferperf.analysis.detection import numpy_workload, render_report, run_trials
+    from inferperf.analysis.output import Outputs
 
+    outputs = Outputs()
+    if args.markdown:
+        outputs.check(Path(args.markdown), "--markdown")
     trials = run_trials(
         numpy_workload(),
         rounds_options=args.rounds,
@@ -136,43 +207,36 @@ def _detection_power(args: argparse.Namespace) -> int:
     text = render_report(trials, min_change=args.min_change, alpha=args.alpha)
     sys.stdout.write(text)
     if args.markdown:
-        _write(args.markdown, text)
+        _write(outputs, args.markdown, text, "--markdown")
     return EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:
-    from inferperf.analysis.history import (
-        build_series,
-        machine_runs,
-        newest_step_regressions,
-        summary_markdown,
-        summary_text,
-        write_reports,
-    )
-    from inferperf.analysis.select import ExpressionError, compile_expression
-
-    try:
-        select = compile_expression(args.k)
-    except ExpressionError as exc:
-        raise UsageError(str(exc)) from None
+    from inferperf.analysis.history import build_series, machine_runs, newest_step_regressions, summary_markdown, summary_text
+    from inferperf.analysis.history_site import write_site
+    from inferperf.analysis.load import json_files, shown
+    from inferperf.analysis.output import Outputs
     from inferperf.analysis.settings import HistorySettings
 
-    try:
-        settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    per_machine, skipped = machine_runs(args.results)
+    select = _select(args.k)
+    settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
+    per_machine, skipped = machine_runs(args.results, args.machine)
+    outputs = Outputs(json_files(args.results))
+    if args.markdown and args.markdown != "-":
+        outputs.check(Path(args.markdown), "--markdown")
+    if args.output is not None:
+        outputs.check_folder(args.output, "--output")
     for line in skipped:
         print(line, file=sys.stderr)
     all_series = [s for machine, runs in sorted(per_machine.items()) for s in build_series(machine, runs, settings, select)]
     if not all_series:
-        raise UsageError(f"no cases in {args.results} match -k {args.k!r}")
+        raise UsageError(f"no cases in {shown(args.results)} match -k {args.k!r}")
     sys.stdout.write(summary_text(all_series))
     if args.markdown:
-        _write(args.markdown, summary_markdown(all_series, settings))
+        _write(outputs, args.markdown, summary_markdown(all_series, settings), "--markdown")
     if args.output:
-        written = write_reports(all_series, args.output, settings, plots=not args.no_plots)
-        print(f"wrote {len(written)} files under {args.output}", file=sys.stderr)
+        written = write_site(all_series, args.output, settings, plots=not args.no_plots, outputs=outputs)
+        print(f"wrote {len(written)} files under {shown(args.output)}", file=sys.stderr)
     if args.fail_on_regression:
         found = newest_step_regressions(all_series, args.min_change)
         for series in found:
@@ -185,21 +249,17 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from inferperf.analysis.load import load_run
-    from inferperf.analysis.select import ExpressionError, compile_expression
+    from inferperf.analysis.load import load_run, shown
     from inferperf.analysis.run_report import skipped_table, technique_tables
 
-    try:
-        select = compile_expression(args.k)
-    except ExpressionError as exc:
-        raise UsageError(str(exc)) from None
+    select = _select(args.k)
     run = load_run(args.run)
     tables = technique_tables(run, select)
     skipped = skipped_table([run], select)
     if skipped is not None:
         tables.append(skipped)
     if not tables:
-        raise UsageError(f"{args.run}: no cases match -k {args.k!r}")
+        raise UsageError(f"{shown(args.run)}: " + (f"no cases match -k {args.k!r}" if args.k else "holds no benchmarks"))
     text = "\n\n".join(t.markdown() if args.markdown else t.text() for t in tables) + "\n"
     sys.stdout.write(text)
     return EXIT_OK
@@ -208,76 +268,120 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from inferperf.analysis.export import export_run
     from inferperf.analysis.load import load_run
+    from inferperf.analysis.output import Outputs
 
+    outputs = Outputs([args.run])
+    if args.output and args.output != "-":
+        outputs.check(Path(args.output), "--output")
     text = export_run(load_run(args.run), args.format)
-    _write(args.output or "-", text)
+    _write(outputs, args.output or "-", text, "--output")
     return EXIT_OK
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from inferperf.analysis.load import shown
+    from inferperf.analysis.output import Outputs
+    from inferperf.journal import recover
+
+    outputs = Outputs([args.journal])
+    outputs.check(args.output, "--output")
+    recovered = recover(args.journal)
+    for line in recovered.notes:
+        print(line, file=sys.stderr)
+    outputs.write_text(args.output, recovered.json_text(), "--output")
+    print(f"wrote {shown(args.output)}: {recovered.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# The parser
+
+
+def _debug_flag(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show the traceback of an internal error")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inferperf", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check that saved runs carry every documented key")
+    parser = _Parser(prog="inferperf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"inferperf {__version__}")
+    _debug_flag(parser, False)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=description)
+        _debug_flag(sub, argparse.SUPPRESS)  # accepted after the command too, without resetting it
+        return sub
+
+    validate = command(
+        "validate", "check that saved runs are complete inferperf records",
+        "Check runs as every command reads them, then that they carry every documented key. Lists every "
+        "problem of every file; exit 2 if there is any.",
+    )
     validate.add_argument("files", nargs="+", type=Path, help="pytest-benchmark JSON files")
     validate.set_defaults(handler=_validate)
 
-    from inferperf.analysis.settings import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE, DEFAULT_PENALTY
     from inferperf.analysis.compare_report import GROUP_FIELDS
 
-    compare = commands.add_parser(
-        "compare",
-        help="compare runs case by case (the first run is the base), across machines or nights",
-        description="Compare pytest-benchmark runs: the first is the base, each other run a contender.",
+    compare = command(
+        "compare", "compare runs case by case (the first run is the base), across machines or nights",
+        "Compare pytest-benchmark runs: the first is the base, each other run a contender.",
     )
     compare.add_argument("runs", nargs="+", type=Path, help="JSON files or storage folders (searched for *.json)")
     compare.add_argument(
-        "--min-change", type=float, default=DEFAULT_MIN_CHANGE,
+        "--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE,
         help=f"minimum relative change for a verdict of faster/slower (default {DEFAULT_MIN_CHANGE})",
     )
+    compare.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA})")
     compare.add_argument(
-        "--alpha", type=float, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA})"
+        "--confidence", type=PROBABILITY, default=DEFAULT_CONFIDENCE,
+        help=f"confidence intervals' coverage (default {DEFAULT_CONFIDENCE})",
     )
-    compare.add_argument("--confidence", type=float, default=0.95, help="confidence intervals' coverage (default 0.95)")
     compare.add_argument("-k", metavar="EXPR", help="select cases by id: 'cuda and not int8' (as pytest -k)")
     compare.add_argument("--group-by", choices=GROUP_FIELDS, help="one table per technique, model or device")
-    compare.add_argument("--labels", help="comma-separated names for the runs, in order (default: folder/file stem)")
+    compare.add_argument("--labels", help="comma-separated names for the runs, in order (default: number, commit, date)")
     compare.add_argument("--markdown", metavar="PATH", help="write Markdown (for PR comments); '-' for stdout")
     compare.add_argument("--csv", metavar="PATH", help="write one CSV row per case comparison; '-' for stdout")
     compare.add_argument("--json", metavar="PATH", help="write JSON (for bots); '-' for stdout")
     compare.add_argument("--html", metavar="PATH", help="write an HTML report with plots; '-' for stdout")
-    compare.add_argument("--png", metavar="DIR", type=Path, help="write the report's plots as ratios.png and speedups.png")
+    compare.add_argument("--png", metavar="DIR", type=Path, help="write the report's plots as PNG files in DIR")
     compare.add_argument(
         "--fail-on-regression", action="store_true",
-        help="exit 1 when any case is significantly slower by at least --min-change",
+        help="exit 1 when any case is significantly slower by at least --min-change (exit 2 if nothing was compared)",
     )
     compare.set_defaults(handler=_compare)
 
-    power = commands.add_parser(
-        "detection-power",
-        help="measure how often compare detects injected slowdowns, and its false alarms, on this machine",
+    power = command(
+        "detection-power", "measure how often compare detects injected slowdowns, and its false alarms, on this machine",
+        "Run a numpy workload unchanged (A/A) and with injected slowdowns, as two separate runs would, and report "
+        "detection and false-alarm rates under compare's statistics, and this machine's noise floor.",
     )
-    power.add_argument("--trials", type=int, default=100, help="trials per cell (default 100)")
+    power.add_argument("--trials", type=_count(1), default=100, help="trials per cell (default 100)")
     power.add_argument("--rounds", type=_number_list(int, 2, "5,10,20"), default=[5, 10, 20, 30], help="rounds per run to try (default 5,10,20,30)")
     power.add_argument(
         "--slowdowns", type=_number_list(float, 0, "0,0.05"), default=[0.0, 0.01, 0.02, 0.05, 0.10],
         help="injected slowdowns; 0 is the A/A condition (default 0,0.01,0.02,0.05,0.1)",
     )
-    power.add_argument("--min-change", type=float, default=DEFAULT_MIN_CHANGE, help="as for compare")
-    power.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="as for compare")
+    power.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help="as for compare")
+    power.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help="as for compare")
     power.add_argument("--markdown", metavar="PATH", help="also write the table to PATH")
     power.set_defaults(handler=_detection_power)
 
-    history = commands.add_parser(
-        "history",
-        help="series over time per machine and case, with detected steps (change points)",
-        description="Nightly history from a results store: results/<machine-id>/.../*.json",
+    history = command(
+        "history", "series over time per machine and case, with detected steps (change points)",
+        "Nightly history from a results store: results/<machine-id>/.../*.json",
     )
     history.add_argument("results", nargs="?", type=Path, default=Path("results"), help="results folder (default results/)")
     history.add_argument("-k", metavar="EXPR", help="select cases by id, as pytest -k")
-    history.add_argument("--min-change", type=float, default=DEFAULT_MIN_CHANGE, help="smallest step reported (default 0.03)")
-    history.add_argument("--penalty", type=float, default=DEFAULT_PENALTY, help=f"PELT penalty per change, times log(n) (default {DEFAULT_PENALTY})")
-    history.add_argument("--confidence", type=float, default=0.99, help="smallest confidence of a reported step (default 0.99)")
-    history.add_argument("--output", type=Path, help="write summary.md, an HTML page per machine and trend PNGs here")
+    history.add_argument("--machine", metavar="NAME", help="only this machine folder of the store (default: every machine)")
+    history.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help=f"smallest step reported (default {DEFAULT_MIN_CHANGE})")
+    history.add_argument("--penalty", type=POSITIVE, default=DEFAULT_PENALTY, help=f"PELT penalty per change, times log(n) (default {DEFAULT_PENALTY})")
+    history.add_argument(
+        "--confidence", type=PROBABILITY, default=DEFAULT_STEP_CONFIDENCE,
+        help=f"smallest confidence of a reported step (default {DEFAULT_STEP_CONFIDENCE})",
+    )
+    history.add_argument(
+        "--output", type=Path, help="write the site here: index.html, a page and a Markdown summary per machine, trend PNGs"
+    )
     history.add_argument("--no-plots", action="store_true", help="with --output: skip the PNGs")
     history.add_argument("--markdown", metavar="PATH", help="write the Markdown summary (for an issue or chat); '-' for stdout")
     history.add_argument(
@@ -286,7 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.set_defaults(handler=_history)
 
-    report = commands.add_parser("report", help="one run as a table per technique (throughput, speedups, sizes, agreement)")
+    report = command(
+        "report", "one run as a table per technique (throughput, speedups, sizes, agreement)",
+        "Show one run as the README's tables: per technique, each case's throughput, latency, speedup over its "
+        "baseline, roofline fraction, sizes, set-up time and details; then the skipped cases.",
+    )
     report.add_argument("run", type=Path, help="a pytest-benchmark JSON file")
     report.add_argument("-k", metavar="EXPR", help="select cases by id, as pytest -k")
     report.add_argument("--markdown", action="store_true", help="Markdown tables instead of plain text")
@@ -294,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from inferperf.analysis.export import FORMATS
 
-    export = commands.add_parser("export", help="convert a run for github-action-benchmark or Bencher")
+    export = command(
+        "export", "convert a run for github-action-benchmark or Bencher",
+        "Convert a run into github-action-benchmark's custom formats or the Bencher Metric Format.",
+    )
     export.add_argument("run", type=Path, help="a pytest-benchmark JSON file")
     export.add_argument(
         "--format", choices=FORMATS, required=True,
@@ -303,6 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", help="output file (default stdout)")
     export.set_defaults(handler=_export)
+
+    recover = command(
+        "recover", "turn a run's journal into pytest-benchmark JSON after a crash",
+        "Rebuild the JSON of a run that died (native crash, out-of-memory kill, CI timeout) from the journal written "
+        "beside --benchmark-json as each case finished; names the case that was running when the process died.",
+    )
+    recover.add_argument("journal", type=Path, help="the journal, e.g. out/run.json.journal")
+    recover.add_argument("-o", "--output", type=Path, required=True, help="the JSON file to write")
+    recover.set_defaults(handler=_recover)
     return parser
 
 
@@ -310,13 +430,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+    except SystemExit as exc:  # usage errors exit 2 (one line), --help and --version exit 0
         return int(exc.code or 0)
+    from inferperf.analysis.output import OutputError
+
     try:
         return int(args.handler(args))
-    except (RecordError, UsageError) as exc:
-        print(f"inferperf {args.command}: error: {exc}", file=sys.stderr)
+    except (RecordError, UsageError, OutputError, SettingError) as exc:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"inferperf {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"inferperf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing left to say
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into exit 3
+        return _internal_error(args, exc)
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    hint = "" if getattr(args, "debug", False) else " (run with --debug for the traceback)"
+    print(f"inferperf {args.command}: internal error: {type(exc).__name__}: {first}{hint}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""README.md documents every record key and every command-line option."""
+"""README.md documents every record key (rendered from the registry) and every option and command."""
 
 import re
 
-from inferperf.analysis.schema import EXTRA_INFO_KEYS, MACHINE_KEYS, OPTIONAL_EXTRA_INFO_KEYS
+from inferperf.analysis.schema import TABLES, render_readme
+from inferperf.cli import build_parser
 from tests.conftest import REPO
 
 
@@ -10,15 +11,30 @@ def _readme() -> str:
     return (REPO / "README.md").read_text(encoding="utf-8")
 
 
-def test_every_extra_info_key_has_a_row_in_the_readme():
-    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", _readme(), flags=re.M))
-    missing = [k for k in (*EXTRA_INFO_KEYS, *OPTIONAL_EXTRA_INFO_KEYS, *MACHINE_KEYS) if k not in documented]
-    assert not missing, f"README.md has no table row for: {missing}"
+def test_the_key_tables_are_the_registry_rendered():
+    text = _readme()
+    for marker in TABLES:
+        assert f"<!-- {marker} -->" in text, f"README.md has no <!-- {marker} --> table"
+    assert render_readme(text) == text, "README.md's key tables differ from inferperf/analysis/schema.py: run python -m inferperf.analysis.schema README.md"
 
 
 def test_every_pytest_option_is_documented():
-    conftest = (REPO / "conftest.py").read_text(encoding="utf-8")
-    options = re.findall(r'addoption\(\s*"(--[a-z-]+)"', conftest)
-    assert options, "no options found in conftest.py"
+    sources = [(REPO / "conftest.py").read_text(encoding="utf-8")]
+    sources += [p.read_text(encoding="utf-8") for p in (REPO / "inferperf").rglob("*.py")]
+    options = sorted({o for text in sources for o in re.findall(r'addoption\(\s*"(--[a-z-]+)"', text)})
+    assert options, "no options found"
     readme = _readme()
     assert [o for o in options if f"`{o}" not in readme] == []
+
+
+def test_every_command_and_its_options_are_documented():
+    readme = _readme()
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert f"inferperf {name}" in readme, f"README.md does not show `inferperf {name}`"
+        assert sub.description, f"inferperf {name} has no description"
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag not in ("--help", "--debug"):
+                    assert f"`{flag}" in readme, f"README.md does not document inferperf {name} {flag}"

@@ -9,11 +9,26 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from inferperf.analysis.compare import CalibratedRow, CaseComparison, Speedup, Thresholds
+from inferperf.analysis.compare import (
+    CalibratedRow,
+    CaseComparison,
+    Speedup,
+    Thresholds,
+)
 from inferperf.analysis.load import Benchmark, Run
-from inferperf.analysis.tables import Table, fmt_change, fmt_fraction, fmt_p, fmt_rate, fmt_ratio, fmt_seconds
+from inferperf.analysis.output import Outputs
+from inferperf.analysis.tables import (
+    Table,
+    fmt_change,
+    fmt_fraction,
+    fmt_p,
+    fmt_rate,
+    fmt_ratio,
+    fmt_seconds,
+)
 
 GroupBy = Literal["technique", "model", "device"]
 GROUP_FIELDS: tuple[GroupBy, ...] = ("technique", "model", "device")
@@ -217,18 +232,13 @@ def render_json(report: ComparisonReport) -> str:
 # HTML with plots
 
 
-def write_pngs(report: ComparisonReport, directory) -> list:
+def write_pngs(report: ComparisonReport, directory: Path, outputs: Outputs) -> list[Path]:
     """The HTML report's plots as PNG files (for a README, a PR comment or a chat message)."""
-    from pathlib import Path
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    outputs.folder(directory, "--png")
     written = []
     for name, encoded in (("ratios.png", ratio_plot(report)), ("speedups.png", speedup_plot(report))):
         if encoded:
-            path = directory / name
-            path.write_bytes(base64.b64decode(encoded))
-            written.append(path)
+            written.append(outputs.write_bytes(directory / name, base64.b64decode(encoded), "--png"))
     return written
 
 

@@ -1,25 +1,51 @@
-"""Load pytest-benchmark JSON runs (3.x, 4.x, 5.x; with or without raw samples or inferperf keys).
+"""The one strict loader of pytest-benchmark JSON runs (3.x, 4.x, 5.x; with or without raw samples
+or inferperf keys), used by every command that reads runs.
 
-Every problem is a ``RecordError`` whose message names the file and the field, never a
-traceback. Folders are searched recursively for ``*.json``; inside a folder a bad file is
-skipped with a warning naming it, while a bad file named explicitly is an error.
+Every problem is a one-line message naming the file (escaped when its name has odd characters)
+and the field, never a traceback. ``read_run`` returns the run and *all* its problems (what
+``inferperf validate`` prints); ``load_run`` raises ``RecordError`` with the first. Non-regular
+files (FIFOs, devices, directories named ``*.json``) are refused without being opened, so nothing
+can make a command hang. Folders are searched recursively for ``*.json``; inside a folder a bad
+file is skipped with a line naming it, while a bad file named explicitly is an error.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+import os
+import stat
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from inferperf import SCHEMA_VERSION
-from inferperf.analysis.schema import RecordError, load_json
+from inferperf.analysis.schema import (
+    EXTRA_INFO_KEYS,
+    MACHINE_KEYS,
+    RecordError,
+    key_problems,
+)
 from inferperf.analysis.stats import SummaryStats
 
 #: the summary statistics every pytest-benchmark version writes (seconds per round)
 _REQUIRED_STATS = ("min", "max", "mean", "stddev", "median", "rounds")
 _TIME_STATS = ("min", "max", "mean", "median")
+#: a run file larger than this is not something pytest-benchmark wrote
+MAX_RUN_BYTES = 1 << 30
+
+
+def shown(path: os.PathLike[str] | str) -> str:
+    """``path`` as printable text: undecodable bytes and control characters escaped.
+
+    A file name may hold bytes that are not UTF-8 (kept by Python as surrogate escapes) or a
+    newline; printed raw they raise ``UnicodeEncodeError`` or forge a second output line.
+    """
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass(frozen=True)
@@ -54,12 +80,12 @@ class Benchmark:
     @property
     def items_per_round(self) -> int:
         value = self.extra.get("items_per_round")
-        return int(value) if isinstance(value, (int, float)) and value > 0 else 1
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
     @property
     def items_per_s(self) -> float:
         recorded = self.extra.get("items_per_s")
-        if isinstance(recorded, (int, float)) and recorded > 0:
+        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 < recorded < math.inf:
             return float(recorded)
         return self.items_per_round / self.summary.median
 
@@ -71,6 +97,12 @@ class Benchmark:
         if name == "technique":
             return self.case_id.split("/", 1)[0] if "/" in self.case_id else "-"
         return "-"
+
+    @property
+    def contended(self) -> bool:
+        """The record says other work competed for the machine during the timed rounds."""
+        contention = self.extra.get("contention")
+        return isinstance(contention, Mapping) and contention.get("contended") is True
 
 
 @dataclass(frozen=True)
@@ -91,8 +123,10 @@ class Run:
 
     @property
     def machine_id(self) -> str:
-        """Where the run was made: the storage folder name if it has one, else the host name."""
         return str(self.machine.get("node") or "unknown")
+
+    def relabelled(self, label: str) -> "Run":
+        return replace(self, label=label)
 
 
 @dataclass
@@ -100,65 +134,172 @@ class LoadReport:
     runs: list[Run]
     #: files inside folders that were skipped, with the reason (explicit files raise instead)
     skipped: list[str]
+    #: every file read (loaded or skipped): what an output must never overwrite
+    inputs: list[Path] = field(default_factory=list)
 
 
-def _number(value: Any, path: Path, where: str) -> float:
+# --------------------------------------------------------------------------------------------
+# Reading JSON safely
+
+
+def read_json(path: Path) -> Any:
+    """The parsed content of ``path``; ``RecordError`` (one line) for anything else.
+
+    Refuses non-regular files before opening them, reads at most ``MAX_RUN_BYTES``, requires
+    UTF-8, rejects absurdly long integers and nesting too deep to parse. NaN and Infinity parse
+    (Python writes them) and are rejected by the field checks where a finite number is needed.
+    """
+    name = shown(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise RecordError(f"{name}: no such file or folder") from None
+    except OSError as exc:
+        raise RecordError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
+        raise RecordError(f"{name}: is {kind}, not a run file; refused without reading")
+    if info.st_size > MAX_RUN_BYTES:
+        raise RecordError(f"{name}: {info.st_size} bytes, larger than any run ({MAX_RUN_BYTES} bytes at most)")
+    try:
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check, open() still returns
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise RecordError(f"{name}: is not a regular file; refused")
+            raw = fh.read(MAX_RUN_BYTES + 1)
+    except OSError as exc:
+        raise RecordError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise RecordError(f"{name}: not a run (JSON nested too deeply to read)") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        reason = "an integer with too many digits" if "digits" in str(exc) else str(exc)
+        raise RecordError(f"{name}: not valid JSON ({reason})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a run
+
+
+class _Problems:
+    def __init__(self, path: Path) -> None:
+        self.name = shown(path)
+        self.lines: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.lines.append(f"{self.name}: {message}")
+
+
+def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError(f"{path}: {where} is {value!r}, expected a number")
-    if not math.isfinite(value):
-        raise RecordError(f"{path}: {where} is {value!r}, expected a finite number")
-    return float(value)
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _summary(stats: Any, path: Path, name: str) -> Summary:
+def _describe(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _summary(stats: Any, name: str, problems: _Problems) -> Summary | None:
     if not isinstance(stats, Mapping):
-        raise RecordError(f"{path}: {name}: 'stats' is missing")
-    missing = [k for k in _REQUIRED_STATS if k not in stats]
-    if missing:
-        raise RecordError(f"{path}: {name}: stats.{missing[0]} is missing")
-    values = {k: _number(stats[k], path, f"{name}: stats.{k}") for k in _REQUIRED_STATS}
-    for key in _TIME_STATS:
-        if values[key] <= 0:
-            raise RecordError(f"{path}: {name}: stats.{key} is {values[key]!r}, expected a positive time in seconds")
-    if values["rounds"] < 1:
-        raise RecordError(f"{path}: {name}: stats.rounds is {values['rounds']!r}, expected >= 1")
-    iqr = stats.get("iqr")
+        problems.add(f"{name}: 'stats' is {'missing' if stats is None else _describe(stats)}, expected an object")
+        return None
+    values: dict[str, float] = {}
+    for key in _REQUIRED_STATS:
+        if key not in stats:
+            problems.add(f"{name}: stats.{key} is missing")
+            continue
+        number = _number(stats[key])
+        if number is None:
+            problems.add(f"{name}: stats.{key} is {_describe(stats[key])}, expected a finite number")
+        elif key in _TIME_STATS and number <= 0:
+            problems.add(f"{name}: stats.{key} is {_describe(stats[key])}, expected a positive time in seconds")
+        elif key == "stddev" and number < 0:
+            problems.add(f"{name}: stats.stddev is {_describe(stats[key])}, expected >= 0")
+        elif key == "rounds" and (number < 1 or number != int(number)):
+            problems.add(f"{name}: stats.rounds is {_describe(stats[key])}, expected an integer >= 1")
+        else:
+            values[key] = number
+    if len(values) < len(_REQUIRED_STATS):
+        return None
+    if not values["min"] <= values["median"] <= values["max"]:
+        problems.add(f"{name}: stats.median {values['median']!r} is not between stats.min and stats.max")
+        return None
+    iqr = _number(stats.get("iqr"))
     return Summary(
-        min=values["min"],
-        max=values["max"],
-        mean=values["mean"],
-        stddev=max(0.0, values["stddev"]),
-        median=values["median"],
-        rounds=int(values["rounds"]),
-        iqr=float(iqr) if isinstance(iqr, (int, float)) and math.isfinite(iqr) else None,
+        min=values["min"], max=values["max"], mean=values["mean"], stddev=values["stddev"],
+        median=values["median"], rounds=int(values["rounds"]), iqr=iqr if iqr is not None and iqr >= 0 else None,
     )
 
 
-def _samples(stats: Mapping[str, Any], path: Path, name: str) -> tuple[float, ...] | None:
-    data = stats.get("data")
-    if data is None:
+def _samples(stats: Any, rounds: int | None, name: str, problems: _Problems) -> tuple[float, ...] | None:
+    if not isinstance(stats, Mapping) or stats.get("data") is None:
         return None
+    data = stats["data"]
     if not isinstance(data, list) or not data:
-        raise RecordError(f"{path}: {name}: stats.data is {type(data).__name__}, expected a list of round times")
-    values = tuple(_number(v, path, f"{name}: stats.data[{i}]") for i, v in enumerate(data))
-    if min(values) <= 0:
-        raise RecordError(f"{path}: {name}: stats.data holds a time <= 0, expected positive seconds")
-    return values
+        problems.add(f"{name}: stats.data is {_describe(data) if data != [] else 'empty'}, expected a list of round times")
+        return None
+    values = []
+    for index, value in enumerate(data):
+        number = _number(value)
+        if number is None or number <= 0:
+            problems.add(f"{name}: stats.data[{index}] is {_describe(value)}, expected a positive time in seconds")
+            return None
+        values.append(number)
+    if rounds is not None and len(values) != rounds:
+        problems.add(f"{name}: stats.data holds {len(values)} round times but stats.rounds is {rounds}")
+        return None
+    return tuple(values)
 
 
-def _benchmark(raw: Any, path: Path, index: int) -> Benchmark:
+def _object(value: Any, where: str, problems: _Problems, *, required: bool = False) -> Mapping[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.add(f"{where} is {'missing' if value is None else _describe(value)}, expected an object")
+        return {}
+    return value
+
+
+def _benchmark(raw: Any, index: int, problems: _Problems, typed: bool) -> Benchmark | None:
     if not isinstance(raw, Mapping):
-        raise RecordError(f"{path}: benchmarks[{index}] is {type(raw).__name__}, expected an object")
-    name = str(raw.get("fullname") or raw.get("name") or f"benchmarks[{index}]")
-    extra = raw.get("extra_info") if isinstance(raw.get("extra_info"), Mapping) else {}
+        problems.add(f"benchmarks[{index}] is {_describe(raw)}, expected an object")
+        return None
+    before = len(problems.lines)
+    label = raw.get("fullname") or raw.get("name")
+    name = label if isinstance(label, str) and label else f"benchmarks[{index}]"
+    for key in ("name", "fullname"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.add(f"{name}: {key} is {_describe(raw[key])}, expected a string")
+    extra = _object(raw.get("extra_info", {}), f"{name}: extra_info", problems, required="extra_info" in raw)
+    if typed:  # an inferperf run: every documented key has its documented type
+        problems.lines += [f"{problems.name}: {name}: {line}" for line in key_problems(EXTRA_INFO_KEYS, extra, "extra_info", require=False)]
+    options = _object(raw.get("options"), f"{name}: options", problems)
     stats = raw.get("stats")
-    summary = _summary(stats, path, name)
-    samples = _samples(stats, path, name)
+    summary = _summary(stats, name, problems)
+    samples = _samples(stats, summary.rounds if summary else None, name, problems)
     # Plain pytest-benchmark files have no case id: the test's full name is stable across runs.
-    case_id = str(extra.get("case_id") or raw.get("fullname") or raw.get("name") or "")
-    if not case_id:
-        raise RecordError(f"{path}: benchmarks[{index}] has neither extra_info.case_id nor a name")
-    options = raw.get("options") if isinstance(raw.get("options"), Mapping) else {}
+    case_id = extra.get("case_id") or raw.get("fullname") or raw.get("name")
+    if not isinstance(case_id, str) or not case_id:
+        problems.add(f"benchmarks[{index}] has neither extra_info.case_id nor a name")
+        return None
+    if summary is None or len(problems.lines) > before:
+        return None
     timer = options.get("timer")
     return Benchmark(case_id, name, summary, samples, dict(extra), str(timer) if timer else None)
 
@@ -172,80 +313,132 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-def load_run(path: Path, label: str | None = None) -> Run:
-    data = load_json(path)
-    machine = data.get("machine_info") if isinstance(data.get("machine_info"), Mapping) else {}
-    schema = machine.get("inferperf", {}).get("schema") if isinstance(machine.get("inferperf"), Mapping) else None
-    if isinstance(schema, int) and schema > SCHEMA_VERSION:
-        raise RecordError(
-            f"{path}: machine_info.inferperf.schema is {schema}, newer than this inferperf reads "
-            f"({SCHEMA_VERSION}); upgrade inferperf"
+def check_run(data: Any, path: Path, label: str | None = None) -> tuple[Run | None, list[str]]:
+    """The run in ``data`` (None when unusable) and every problem found, one line each."""
+    problems = _Problems(path)
+    if not isinstance(data, Mapping) or not isinstance(data.get("benchmarks"), list):
+        if isinstance(data, Mapping) and "benchmarks" in data:
+            problems.add(f"'benchmarks' is {_describe(data['benchmarks'])}, expected a list")
+        else:
+            problems.add("not pytest-benchmark output (no top-level 'benchmarks' list)")
+        return None, problems.lines
+    machine = _object(data.get("machine_info"), "machine_info", problems)
+    ours = _object(machine.get("inferperf"), "machine_info.inferperf", problems)
+    schema = ours.get("schema")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+        problems.add(
+            f"machine_info.inferperf.schema is {schema}, newer than this inferperf reads ({SCHEMA_VERSION}); upgrade inferperf"
         )
-    raw_benchmarks = data["benchmarks"]
-    if not isinstance(raw_benchmarks, list):
-        raise RecordError(f"{path}: 'benchmarks' is {type(raw_benchmarks).__name__}, expected a list")
+        return None, problems.lines
+    problems.lines += [f"{problems.name}: {line}" for line in key_problems(MACHINE_KEYS, ours, "machine_info.inferperf", require=False)]
+    commit = _object(data.get("commit_info"), "commit_info", problems)
+    when = data.get("datetime")
+    if when is not None and _when(when) is None:
+        problems.add(f"datetime is {_describe(when)}, expected an ISO 8601 time")
     benchmarks: dict[str, Benchmark] = {}
-    for index, raw in enumerate(raw_benchmarks):
-        bench = _benchmark(raw, path, index)
+    for index, raw in enumerate(data["benchmarks"]):
+        bench = _benchmark(raw, index, problems, typed=bool(ours))
+        if bench is None:
+            continue
         if bench.case_id in benchmarks:
-            raise RecordError(f"{path}: duplicate case id {bench.case_id!r} (benchmarks[{index}])")
+            problems.add(f"duplicate case id {shown(bench.case_id)!r} (benchmarks[{index}])")
+            continue
         benchmarks[bench.case_id] = bench
-    commit = data.get("commit_info") if isinstance(data.get("commit_info"), Mapping) else {}
-    return Run(
-        path=path,
-        label=label or _default_label(path),
-        machine=machine,
-        commit=commit,
-        when=_when(data.get("datetime")),
-        benchmarks=benchmarks,
-    )
+    if problems.lines:
+        return None, problems.lines
+    run = Run(path=path, label=label or _default_label(path), machine=machine, commit=commit, when=_when(when), benchmarks=benchmarks)
+    return run, []
+
+
+def read_run(path: Path, label: str | None = None) -> tuple[Run | None, list[str]]:
+    """Read and check ``path``: the run and every problem (unreadable files give one problem)."""
+    try:
+        data = read_json(path)
+    except RecordError as exc:
+        return None, [str(exc)]
+    return check_run(data, path, label)
+
+
+def load_run(path: Path, label: str | None = None) -> Run:
+    """The run at ``path``, or ``RecordError`` naming its first problem."""
+    run, problems = read_run(path, label)
+    if run is None:
+        more = f" (and {len(problems) - 1} more; `inferperf validate` lists them)" if len(problems) > 1 else ""
+        raise RecordError(problems[0] + more)
+    return run
 
 
 def _default_label(path: Path) -> str:
     # pytest-benchmark storage: <storage>/<machine-id>/<NNNN_commit_date>.json
     parent = path.parent.name
-    return f"{parent}/{path.stem}" if parent and parent not in (".", "") else path.stem
+    return shown(f"{parent}/{path.stem}" if parent and parent not in (".", "") else path.stem)
 
 
-def _shortest_labels(runs: list[Run]) -> list[Run]:
-    """File stems when they tell the runs apart, else folder/stem (storage layouts), else paths."""
-    for name in (lambda r: r.path.stem, lambda r: _default_label(r.path), lambda r: str(r.path)):
+def short_label(run: Run) -> str:
+    """A label a person reads at a glance: the storage number, short commit and date of the run.
+
+    ``0008_505c4fcd38c6…_20261124_065823.json`` becomes ``#8 505c4fc 11-24 06:58``; other names
+    keep their stem.
+    """
+    stem = run.path.stem
+    parts = stem.split("_")
+    commit = str(run.commit.get("id") or "")[:7]
+    when = run.when.strftime("%m-%d %H:%M") if run.when else ""
+    if parts[0].isdigit() and len(parts) >= 2:
+        bits = [f"#{int(parts[0])}", commit or parts[1][:7], when]
+        return shown(" ".join(b for b in bits if b))
+    return shown(stem)
+
+
+def _labelled(runs: list[Run]) -> list[Run]:
+    """Short labels when they tell the runs apart, else folder/stem, else the paths."""
+    for name in (short_label, lambda r: shown(r.path.stem), lambda r: _default_label(r.path), lambda r: shown(r.path)):
         labels = [name(r) for r in runs]
         if len(set(labels)) == len(labels):
-            return [Run(r.path, label, r.machine, r.commit, r.when, r.benchmarks) for r, label in zip(runs, labels)]
-    return runs
+            return [r.relabelled(label) for r, label in zip(runs, labels)]
+    # the same file given twice (an A/A check): number them in the order given
+    return [r.relabelled(f"{short_label(r)} [{index}]") for index, r in enumerate(runs, start=1)]
 
 
-def _json_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.json") if p.is_file())
+def json_files(folder: Path) -> list[Path]:
+    """``*.json`` under ``folder`` that are regular files (FIFOs and folders named ``*.json`` are not)."""
+    found = []
+    for path in folder.rglob("*.json"):
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                found.append(path)
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def load_runs(sources: Sequence[Path], labels: Sequence[str] | None = None) -> LoadReport:
     """Load files and folders in the order given (the first run is the base of a comparison)."""
     runs: list[Run] = []
     skipped: list[str] = []
+    inputs: list[Path] = []
     for source in sources:
         if source.is_dir():
-            files = _json_files(source)
+            files = json_files(source)
             if not files:
-                raise RecordError(f"{source}: folder holds no .json runs")
+                raise RecordError(f"{shown(source)}: folder holds no .json runs")
             for path in files:
+                inputs.append(path)
                 try:
                     runs.append(load_run(path))
                 except RecordError as exc:
                     skipped.append(f"skipped {exc}")
-        elif source.exists():
-            runs.append(load_run(source))
         else:
-            raise RecordError(f"{source}: no such file or folder")
+            inputs.append(source)
+            runs.append(load_run(source))
     if labels:
         if len(labels) != len(runs):
             raise RecordError(f"--labels: {len(labels)} labels given for {len(runs)} runs")
-        runs = [Run(r.path, lab, r.machine, r.commit, r.when, r.benchmarks) for r, lab in zip(runs, labels)]
+        runs = [r.relabelled(label) for r, label in zip(runs, labels)]
     else:
-        runs = _shortest_labels(runs)
+        runs = _labelled(runs)
     _disambiguate(runs)
-    return LoadReport(runs, skipped)
+    return LoadReport(runs, skipped, inputs)
 
 
 def _disambiguate(runs: Iterable[Run]) -> None:

@@ -1,145 +1,344 @@
-"""The documented keys of an inferperf record, and a validator for saved runs.
+"""The record's keys: one typed registry, in the manner of pyperf's ``_metadata.py``.
 
-Every key listed here has a row in README.md's record table (a test checks that), with its unit
-in its name: ``_s`` seconds, ``_bytes`` bytes, ``_per_s`` per second, ``_fraction`` 0..1.
+Every key inferperf adds to pytest-benchmark's JSON is declared here once, with its type, its
+unit and its meaning. The writer (``inferperf.measure``, ``inferperf.record``) fills keys by these
+names, the loader checks the type of every key it meets, ``inferperf validate`` checks that every
+required key is present, and README.md's key tables are rendered from this registry
+(``python -m inferperf.analysis.schema README.md`` rewrites them; ``tests/test_readme.py`` fails
+when they differ). Units are in the names: ``_s`` seconds, ``_bytes`` bytes, ``_per_s`` per second,
+``_fraction`` a ratio in 0..1, ``_j`` joules, ``_w`` watts, ``_usd`` US dollars.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping, Sequence
 
-#: keys every inferperf benchmark carries in ``extra_info``
-EXTRA_INFO_KEYS: tuple[str, ...] = (
-    "technique",
-    "model",
-    "variant",
-    "device",
-    "dtype",
-    "batch",
-    "backend",
-    "case_id",
-    "tier",
-    "threads",
-    "rounds",
-    "warmup_rounds",
-    "items_per_round",
-    "items_per_s",
-    "latency_per_item_s",
-    "flops_per_item",
-    "achieved_flops_per_s",
-    "peak_flops_per_s",
-    "roofline_fraction",
-    "params",
-    "model_bytes",
-    "peak_mem_bytes",
-    "setup_s",
-)
+Kind = Literal["str", "int", "number", "bool", "list", "object"]
+Constraint = Literal["", "positive", "nonnegative", "fraction"]
 
-#: keys some techniques add (documented in README with the technique that adds them)
-OPTIONAL_EXTRA_INFO_KEYS: tuple[str, ...] = (
-    "baseline_case_id",
-    "weights",
-    "checkpoint_build_s",
-    # batching
-    "stage_s",
-    "dominant_stage",
-    "images",
-    "loader_workers",
-    # preprocess
-    "pipeline",
-    "engine",
-    "decode_device",
-    "resize_device",
-    "reader",
-    "recipe",
-    "dali_threads",
-    "train_device",
-    # ladder and pipeline
-    "agreement",
-    "warnings",
-    "quantized_engine",
-    "lite_of",
-    "executorch_backend",
-    "crops",
-    "first_call_s",
-    "image_size",
-    # zoo
-    "export_s",
-    "framework",
-    "protocol",
-    "endpoint",
-    "server",
-    "clients",
-    "requests_per_client",
-    "dynamic_batching",
-    "latency_p50_s",
-    "latency_p90_s",
-    "latency_p99_s",
-    "request_latencies_s",
-    "server_mean_batch",
-)
-
-#: keys that must hold a number (not None) whenever timing ran
-MEASURED_KEYS: tuple[str, ...] = ("items_per_s", "latency_per_item_s")
-
-MACHINE_KEYS: tuple[str, ...] = (
-    "schema",
-    "tier",
-    "versions",
-    "torch_build",
-    "cpu",
-    "gpus",
-    "calibration",
-    "skipped",
-)
+_KIND_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false", "list": "a list", "object": "an object"}
 
 
 class RecordError(ValueError):
     """A saved run that cannot be used; the message names the file and the field."""
 
 
-def load_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(data, dict) or "benchmarks" not in data:
-        raise RecordError(f"{path}: not pytest-benchmark output (no top-level 'benchmarks' list)")
-    return data
+@dataclass(frozen=True)
+class Key:
+    """One documented key: its JSON type(s), unit and meaning."""
+
+    name: str
+    kinds: tuple[Kind, ...]
+    unit: str
+    meaning: str
+    #: every inferperf record carries it (``inferperf validate`` fails without it)
+    required: bool = False
+    nullable: bool = True
+    constraint: Constraint = ""
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a valid value of this key, or None."""
+        if value is None:
+            return None if self.nullable else "is null"
+        if not any(_is_kind(value, kind) for kind in self.kinds):
+            expected = " or ".join(_KIND_NAMES[k] for k in self.kinds)
+            return f"is {_describe(value)}, expected {expected}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value) if not isinstance(value, int) or abs(value) < 1 << 1000 else math.inf
+            if not math.isfinite(number):
+                return f"is {_describe(value)}, expected a finite number"
+            if self.constraint == "positive" and number <= 0:
+                return f"is {value!r}, expected a positive number"
+            if self.constraint == "nonnegative" and number < 0:
+                return f"is {value!r}, expected a number >= 0"
+            if self.constraint == "fraction" and not 0 <= number <= 1:
+                return f"is {value!r}, expected a fraction in [0, 1]"
+        return None
+
+    @property
+    def type_name(self) -> str:
+        return " or ".join(self.kinds) + (" or null" if self.nullable else "")
 
 
-def validate_inferperf_run(path: Path) -> list[str]:
-    """Problems with ``path`` as an inferperf run (empty list: it carries every documented key)."""
-    data = load_json(path)
-    problems: list[str] = []
-    machine = data.get("machine_info", {}).get("inferperf")
-    if not isinstance(machine, dict):
-        problems.append(f"{path}: machine_info.inferperf is missing (not written by the inferperf conftest?)")
-    else:
-        problems += [f"{path}: machine_info.inferperf.{k} is missing" for k in MACHINE_KEYS if k not in machine]
-        if not machine.get("versions"):
-            problems.append(f"{path}: machine_info.inferperf.versions is empty")
-    benchmarks = data.get("benchmarks")
-    if not isinstance(benchmarks, list) or not benchmarks:
-        problems.append(f"{path}: 'benchmarks' is empty: nothing was measured")
-        return problems
-    for index, bench in enumerate(benchmarks):
-        name = bench.get("fullname") or bench.get("name") or f"benchmarks[{index}]"
-        info = bench.get("extra_info", {})
-        for key in EXTRA_INFO_KEYS:
-            if key not in info:
-                problems.append(f"{path}: {name}: extra_info.{key} is missing")
-        for key in sorted(set(info) - set(EXTRA_INFO_KEYS) - set(OPTIONAL_EXTRA_INFO_KEYS)):
-            problems.append(f"{path}: {name}: extra_info.{key} is not documented (add it to inferperf/analysis/schema.py and README.md)")
-        for key in MEASURED_KEYS:
-            value = info.get(key)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                problems.append(f"{path}: {name}: extra_info.{key} is {value!r}, expected a positive number")
+def _is_kind(value: Any, kind: Kind) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad value for a one-line message (never the whole value)."""
+    if isinstance(value, (dict, list)):
+        return f"{'an object' if isinstance(value, dict) else 'a list'} of {len(value)}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value))) if abs(value) < 10**4000 else 'thousands of'} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _key(name: str, kinds: str, unit: str, meaning: str, **flags: Any) -> Key:
+    return Key(name, tuple(kinds.split("|")), unit, meaning, **flags)  # type: ignore[arg-type]
+
+
+R = {"required": True}
+#: machine keys every record carries, never null
+M = {"required": True, "nullable": False}
+
+#: ``machine_info["inferperf"]``
+MACHINE: tuple[Key, ...] = (
+    _key("schema", "int", "—", "version of the keys in this table and the next", **M, constraint="positive"),
+    _key("tier", "str", "—", "`quick` or `standard`", **M),
+    _key("threads_option", "int", "threads", "`--threads` as given (null: library default)"),
+    _key("env_threads", "object", "—", "`OMP_NUM_THREADS` / `MKL_NUM_THREADS` as set for the run"),
+    _key("weights_dir", "str", "—", "`--weights` as given"),
+    _key(
+        "versions", "object", "—",
+        "versions of torch, torchvision, transformers, timm, torchao, onnxruntime, executorch, tensorflow, keras, "
+        "dali, pytriton, tritonclient, numpy, pillow, scikit-image, pytest-benchmark — those installed", **M,
+    ),
+    _key(
+        "torch_build", "object", "—",
+        "CUDA version torch was built with, cuDNN version (with a GPU), intra-op and inter-op threads, oneDNN "
+        "availability, quantized engines", **M,
+    ),
+    _key(
+        "cpu", "object", "—",
+        "model name, logical cores, cores in this process's affinity, ISA flags that matter (`avx2`, `fma`, "
+        "`avx512f`, `avx512_vnni`, `avx_vnni`, `avx512_bf16`, `avx512_fp16`, `amx_*`; on Arm `asimd`, "
+        "`asimdhp`/`fphp` (native fp16), `sve`, `bf16`, `i8mm`, …), read from py-cpuinfo", **M,
+    ),
+    _key("gpus", "list", "—", "per CUDA device: name, memory (bytes), compute capability, multiprocessors, driver", **M),
+    _key(
+        "calibration", "object", "—",
+        "per device, measured once per session (~1–3 s): `peak_flops_per_s` per dtype (`fp32`, `bf16`, `fp16` where "
+        "the hardware has it natively, `int8` via `torch._int_mm`; best of 5 square matmuls, n=1024 on CPU, 8192 on "
+        "CUDA), `mem_bandwidth_bytes_per_s` (a large copy; bytes read + written), `seconds`, `notes`", **M,
+    ),
+    _key(
+        "skipped", "list", "—",
+        "every case that did not run: `case_id` and the `reason` (missing extra, absent device, out of memory at a "
+        "batch size)", **M,
+    ),
+    _key(
+        "failed", "list", "—",
+        "every case that failed: `case_id` and the `reason` (the assertion or error, or with `--isolate` the "
+        "signal, exit code or timeout of its child process and the last lines it printed)",
+    ),
+    _key(
+        "isolated", "bool", "—",
+        "`true` when the session ran each case in a fresh child process (`--isolate`)", **M,
+    ),
+)
+
+#: per benchmark ``extra_info``
+EXTRA_INFO: tuple[Key, ...] = (
+    _key("technique", "str", "—", "the technique (`batching`, `null`, …)", **R),
+    _key("model", "str", "—", "model key (`clip_t16`, `clip_b16`, …)", **R),
+    _key("variant", "str", "—", "the technique's variant (`single`, `manual`, `loader_w2`, …)", **R),
+    _key("device", "str", "—", "`cpu` or `cuda`", **R),
+    _key("dtype", "str", "—", "compute dtype of the variant (`fp32`, `bf16`, `int8dyn`, …)", **R),
+    _key("batch", "int", "items", "batch size", **R, constraint="positive"),
+    _key("backend", "str", "—", "`torch`, `tf`, `dali`, `triton`, …", **R),
+    _key("case_id", "str", "—", "`technique/model-device-dtype-variant-bsN`: the stable id comparisons match on", **R, nullable=False),
+    _key("tier", "str", "—", "`quick` or `standard`", **R),
+    _key("threads", "int", "threads", "torch intra-op threads during the run", **R, constraint="positive"),
+    _key(
+        "rounds", "int", "rounds",
+        "timed rounds that ran (fewer than configured when the quick tier's time cap trimmed a slow case)", **R,
+        constraint="positive",
+    ),
+    _key("warmup_rounds", "int", "rounds", "untimed rounds before timing (the last one probes peak memory)", **R, constraint="nonnegative"),
+    _key("items_per_round", "int", "items", "items (images, crops, requests) one timed round processes", **R, constraint="positive"),
+    _key("items_per_s", "number", "items/s", "`items_per_round` / median round time", **R, constraint="positive"),
+    _key("latency_per_item_s", "number", "s", "median round time / `items_per_round`", **R, constraint="positive"),
+    _key(
+        "flops_per_item", "number", "FLOP",
+        "FLOPs per item as `torch.utils.flop_counter` counts them on the fp32 reference model (quantized variants "
+        "carry their reference's count: same arithmetic)", **R, constraint="nonnegative",
+    ),
+    _key("achieved_flops_per_s", "number", "FLOP/s", "`flops_per_item` × `items_per_s`", **R, constraint="nonnegative"),
+    _key("peak_flops_per_s", "number", "FLOP/s", "the calibrated peak of this device for this dtype", **R, constraint="positive"),
+    _key(
+        "roofline_fraction", "number", "0..1",
+        "`achieved_flops_per_s` / `peak_flops_per_s`: how close to this machine's own limit", **R, constraint="nonnegative",
+    ),
+    _key("params", "int", "count", "model parameters", **R, constraint="nonnegative"),
+    _key(
+        "model_bytes", "int", "bytes",
+        "size of the saved model artefact (checkpoint directory, SavedModel, scripted file, …)", **R, constraint="nonnegative",
+    ),
+    _key(
+        "peak_mem_bytes", "int", "bytes",
+        "peak memory in use during one call above what was in use before it: CUDA `max_memory_allocated`; CPU growth "
+        "of the process's resident set (`VmHWM`), not counting worker processes", **R, constraint="nonnegative",
+    ),
+    _key("setup_s", "number", "s", "loading / compiling / exporting the model, never inside the timed loop", **R, constraint="nonnegative"),
+    _key(
+        "contention", "object", "—",
+        "what else used the machine from the first warm-up round to the last timed round: `other_cpu_fraction` "
+        "(CPU time of other processes over the CPUs' capacity, 0..1, from `/proc/stat` minus this process tree, "
+        "workers and servers included), `steal_fraction` (time the hypervisor gave to other guests), `loadavg` "
+        "(1-minute load average at the end), `window_s` (the window's length), `contended` (either fraction at or "
+        "above 0.10; null when the window is under 20 CPU ticks), `reason` (why the fractions are null)", **R,
+    ),
+    _key(
+        "baseline_case_id", "str", "—",
+        "the case this variant's speedup is measured against (same run); `inferperf compare` and `inferperf report` use it",
+    ),
+    _key("weights", "str", "—", "`random-init` or `user` (`--weights`)"),
+    _key("checkpoint_build_s", "number", "s", "building and saving the random-init checkpoint (0 for user weights)", constraint="nonnegative"),
+    _key(
+        "stage_s", "object", "s",
+        "batching, preprocess + training: median seconds per round per stage (`data`: decode + preprocess or waiting "
+        "for workers; `model`/`train`)",
+    ),
+    _key("dominant_stage", "str", "—", "the stage with the largest `stage_s`"),
+    _key("images", "int", "images", "images per round (the N of the workload)", constraint="positive"),
+    _key("loader_workers", "int", "processes", "DataLoader worker processes", constraint="nonnegative"),
+    _key("pipeline", "str", "—", "preprocess: the pipeline (`pillow_w0`, `tv_cpu`, `dali_gpu_file`, …)"),
+    _key("engine", "str", "—", "preprocess: `pillow`, `torchvision` or `dali`"),
+    _key("decode_device", "str", "—", "preprocess: where JPEG decoding ran (`cpu`, `cuda`)"),
+    _key("resize_device", "str", "—", "preprocess: where resize/crop/normalize ran"),
+    _key(
+        "reader", "str", "—",
+        "preprocess: how files were read (`dataloader`, `decode_jpeg`, DALI `file` reader, DALI `external` source)",
+    ),
+    _key(
+        "recipe", "str", "—",
+        "preprocess: `resize240` (decode, resize 240x240, uint8 CHW) or `imagenet224` (resize 256, crop 224, normalize)",
+    ),
+    _key("dali_threads", "int", "threads", "preprocess: DALI's CPU worker threads (null for other engines)", constraint="positive"),
+    _key("train_device", "str", "—", "preprocess + training: where the CNN trained"),
+    _key(
+        "agreement", "object", "—",
+        "ladder: `cosine` of logits and `top1_match` fraction vs eager on `images` corpus images; pipeline: `cosine` "
+        "of image embeddings vs fp32, `decisions_same` (fraction of crop×query decisions unchanged at each "
+        "threshold), `score_shift_mean_abs` and `score_shift_max_abs` (softmax scores), `top_query_same` (fraction "
+        "of crops whose best query is unchanged), `positives` per threshold, `crops`",
+    ),
+    _key(
+        "warnings", "list", "—",
+        "ladder: deprecation/user warnings raised while preparing the rung; preprocess: warnings the pipeline raised "
+        "(torchvision's decode deprecation) — each once, not per round",
+    ),
+    _key("quantized_engine", "str", "—", "ladder: quantized engine used by dynamic int8 (`x86`)"),
+    _key(
+        "lite_of", "str", "—",
+        "ladder: which model the lite-interpreter file was made from (`qdyn_mobile`, or `qdyn_script` where "
+        "`optimize_for_mobile` is unavailable)",
+    ),
+    _key("executorch_backend", "str", "—", "ladder: the ExecuTorch delegate (`xnnpack`)"),
+    _key("crops", "int", "crops", "pipeline: crops scored per image (one round)", constraint="positive"),
+    _key(
+        "first_call_s", "number", "s",
+        "pipeline: the first (untimed) scoring of the image; for compiled variants it includes compilation, which is "
+        "also added to `setup_s`", constraint="nonnegative",
+    ),
+    _key("image_size", "int|list", "pixels", "pipeline: the detector's image (w, h); zoo: the model's square input side"),
+    _key("export_s", "number", "s", "zoo: building and exporting the SavedModel / saving the timm checkpoint", constraint="nonnegative"),
+    _key("framework", "str", "—", "zoo: `keras` or `timm`"),
+    _key("protocol", "str", "—", "zoo: `grpc` or `http` (KServe v2)"),
+    _key("endpoint", "str", "—", "zoo: `host:port` the requests went to"),
+    _key("server", "str", "—", "zoo: `triton (pytriton)` when the session started it, `--served-url` otherwise"),
+    _key("clients", "int", "clients", "served load: concurrent clients, each with its own connection", constraint="positive"),
+    _key("requests_per_client", "int", "requests", "served load: batch-1 requests each client sends per round", constraint="positive"),
+    _key("dynamic_batching", "bool", "—", "served load: Triton's dynamic batcher on (`true`) or off"),
+    _key("latency_p50_s", "number", "s", "served load: median request latency over all timed rounds' requests", constraint="nonnegative"),
+    _key("latency_p90_s", "number", "s", "served load: 90th percentile request latency", constraint="nonnegative"),
+    _key("latency_p99_s", "number", "s", "served load: 99th percentile request latency", constraint="nonnegative"),
+    _key(
+        "request_latencies_s", "list", "s",
+        "served load: every timed request's latency (the raw samples of the percentiles)",
+    ),
+    _key(
+        "server_mean_batch", "number", "items",
+        "served load: Triton's inference count / execution count for the model: how many requests it batched per "
+        "execution", constraint="nonnegative",
+    ),
+)
+
+MACHINE_KEYS: Mapping[str, Key] = {k.name: k for k in MACHINE}
+EXTRA_INFO_KEYS: Mapping[str, Key] = {k.name: k for k in EXTRA_INFO}
+#: keys that must hold a positive number whenever timing ran
+MEASURED_KEYS: tuple[str, ...] = ("items_per_s", "latency_per_item_s")
+
+
+def key_problems(keys: Mapping[str, Key], values: Mapping[str, Any], where: str, *, require: bool) -> list[str]:
+    """Type problems of the documented keys in ``values`` (and, with ``require``, missing or undocumented keys)."""
+    problems = []
+    for name, value in values.items():
+        key = keys.get(name)
+        if key is None:
+            if require:
+                problems.append(f"{where}.{name} is not documented (add it to inferperf/analysis/schema.py)")
+            continue
+        problem = key.problem(value)
+        if problem:
+            problems.append(f"{where}.{name} {problem}")
+    if require:
+        problems += [f"{where}.{k.name} is missing" for k in keys.values() if k.required and k.name not in values]
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# README tables, rendered from the registry
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def machine_table() -> str:
+    rows = ["| key | type | meaning |", "|---|---|---|"]
+    rows += [f"| `{k.name}` | {k.type_name}{', always' if k.required else ''} | {_cell(k.meaning)} |" for k in MACHINE]
+    return "\n".join(rows)
+
+
+def extra_info_table() -> str:
+    rows = ["| key | type | unit | meaning |", "|---|---|---|---|"]
+    rows += [
+        f"| `{k.name}` | {k.type_name}{', always' if k.required else ''} | {k.unit} | {_cell(k.meaning)} |"
+        for k in EXTRA_INFO
+    ]
+    return "\n".join(rows)
+
+
+#: README.md marks each generated table with these comments
+TABLES = {"machine-keys": machine_table, "extra-info-keys": extra_info_table}
+
+
+def render_readme(text: str) -> str:
+    """``text`` with every marked key table replaced by the registry's rendering."""
+    for marker, render in TABLES.items():
+        pattern = re.compile(rf"(<!-- {marker} -->\n)(?:.*?\n)?(<!-- /{marker} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README has no <!-- {marker} --> ... <!-- /{marker} --> block")
+        text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m inferperf.analysis.schema README.md``: rewrite the key tables in place."""
+    if len(argv) != 1:
+        print("usage: python -m inferperf.analysis.schema README.md", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -2,7 +2,7 @@
 
 Every threshold a verdict depends on has one default here; the command line, the settings
 objects and the README read it from here. A setting out of range (or NaN/infinite) raises
-``ValueError`` naming the command-line option, which the CLI prints as one line with exit 2.
+``SettingError`` naming the command-line option, which the CLI prints as one line with exit 2.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ DEFAULT_STEP_CONFIDENCE = 0.99
 DEFAULT_CONTENTION_THRESHOLD = 0.10
 
 
+class SettingError(ValueError):
+    """A setting out of range; the message starts with the option's name."""
+
+
 def check_range(
     option: str,
     value: float,
@@ -38,7 +42,7 @@ def check_range(
     high_inclusive: bool = True,
     expected: str = "",
 ) -> float:
-    """``value`` if it is a finite number inside the range, else ``ValueError`` naming ``option``."""
+    """``value`` if it is a finite number inside the range, else ``SettingError`` naming ``option``."""
     inside = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if inside and low is not None:
         inside = value >= low if low_inclusive else value > low
@@ -49,7 +53,7 @@ def check_range(
             left = "[" if low_inclusive else "("
             right = "]" if high_inclusive else ")"
             expected = f"a finite number in {left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{option}: expected {expected}, got {value!r}")
+        raise SettingError(f"{option}: expected {expected}, got {value!r}")
     return value
 
 
