@@ -6,18 +6,28 @@ tests of the tooling in ``tests/``.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inferperf.cases import TIERS, Case
+from inferperf.cases import TIERS
 from inferperf.hardware import is_out_of_memory, release_memory
-from inferperf.record import SESSION_KEY, SessionRecord, jsonable_params, machine_record, record_of
+from inferperf.params import case_of
+from inferperf.record import (
+    SESSION_KEY,
+    SessionRecord,
+    jsonable_params,
+    machine_record,
+    record_of,
+)
 from inferperf.settings import Settings, parse_devices, parse_tier
+from inferperf.text import error_line
 
 pytest_plugins = [
+    "fixtures.durability",
     "fixtures.session",
     "fixtures.corpus",
     "fixtures.models",
@@ -54,6 +64,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--warmup-rounds", type=int, default=None, help="untimed warm-up rounds per benchmark (overrides the tier)"
     )
+    group.addoption(
+        "--isolate",
+        action="store_true",
+        help="run every case in a fresh child process: a crash, an odd exit or --case-timeout fails that case only",
+    )
+    group.addoption(
+        "--case-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --isolate: stop a case's child process after SECONDS (set-up included) and fail the case",
+    )
+    group.addoption(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append each finished case to PATH (default: beside --benchmark-json, as <json>.journal)",
+    )
+    group.addoption(
+        "--keep-journal", action="store_true", help="keep the journal after the JSON was written (default: remove it)"
+    )
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -72,6 +104,11 @@ def _settings(config: pytest.Config) -> Settings:
         value = config.getoption(option)
         if value is not None and value < (1 if option == "--rounds" else 0):
             raise pytest.UsageError(f"{option}: out of range, got {value}")
+    timeout = config.getoption("--case-timeout")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise pytest.UsageError(f"--case-timeout: expected seconds > 0, got {timeout}")
+    if timeout is not None and not config.getoption("--isolate"):
+        raise pytest.UsageError("--case-timeout needs --isolate: only a case in its own process can be stopped")
     served_url = config.getoption("--served-url")
     if served_url:
         from inferperf.serving.server import parse_served_url
@@ -102,18 +139,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _case_of(item: pytest.Item) -> Case | None:
-    callspec = getattr(item, "callspec", None)
-    value = callspec.params.get("case") if callspec is not None else None
-    return value if isinstance(value, Case) else None
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--device cpu`` deselects the CUDA cases (and vice versa) instead of skipping them."""
     wanted = record_of(config).settings.devices
     keep, drop = [], []
     for item in items:
-        case = _case_of(item)
+        case = case_of(item)
         (drop if case is not None and case.device not in wanted else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -125,12 +156,11 @@ def _out_of_memory_as_skip(item: pytest.Item):
     try:
         return (yield)
     except Exception as exc:
-        case = _case_of(item)
+        case = case_of(item)
         if case is None or not is_out_of_memory(exc):
             raise
         release_memory()
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        pytest.skip(f"out of memory at batch {case.batch} on {case.device}: {first_line}")
+        pytest.skip(f"out of memory at batch {case.batch} on {case.device}: {error_line(exc)}")
 
 
 pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_out_of_memory_as_skip)
@@ -140,15 +170,59 @@ pytest_runtest_call = pytest_runtest_setup
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    case = _case_of(item)
+    case = case_of(item)
     if case is not None and report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        record_of(item.config).note_skip(case, reason.removeprefix("Skipped: "))
+        record_of(item.config).note_skip(case.case_id, reason.removeprefix("Skipped: "))
     return report
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["inferperf"] = machine_record(record_of(config))
+
+
+#: pytest-benchmark's own machine_info keys that describe the machine (not its momentary state)
+_STABLE_MACHINE_KEYS = ("node", "machine", "system", "release", "python_implementation", "python_version")
+
+
+def _comparable_machine(machine_info: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a machine, without calibration noise or the CPU's momentary clock."""
+    from inferperf.analysis.fingerprint import machine_identity
+
+    stable = {k: machine_info.get(k) for k in _STABLE_MACHINE_KEYS}
+    return {**stable, "fingerprint": machine_identity(machine_info).as_dict()}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+) -> Any:
+    """``--benchmark-compare`` warns only when the machine differs, and says how.
+
+    pytest-benchmark compares whole ``machine_info`` dicts, so the calibration measured each session
+    (and the CPU's current clock) made it warn on every comparison with the same machine. During its
+    check both sides are reduced to what identifies a machine; a real difference is named here.
+    """
+    from inferperf.analysis.fingerprint import machine_identity
+
+    saved = compared_benchmark.get("machine_info")
+    if not isinstance(saved, dict):
+        return (yield)
+    ours, theirs = dict(machine_info), dict(saved)
+    differences = machine_identity(theirs).differences(machine_identity(ours))
+    if differences:
+        benchmarksession.logger.warning(f"Benchmark machine differs from the saved run's: {'; '.join(differences)}")
+    machine_info.clear()
+    machine_info.update(_comparable_machine(ours))
+    saved.clear()
+    saved.update(_comparable_machine(theirs))
+    try:
+        return (yield)
+    finally:
+        machine_info.clear()
+        machine_info.update(ours)
+        saved.clear()
+        saved.update(theirs)
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:

@@ -208,6 +208,19 @@ class Calibration:
         record["notes"] = list(self.notes)
         return record
 
+    @classmethod
+    def from_record(cls, record: dict[str, object]) -> "Calibration":
+        """The calibration ``as_record`` wrote (how an isolated child takes its parent's)."""
+        peaks = record.get("peak_flops_per_s") or {}
+        bandwidth = record.get("mem_bandwidth_bytes_per_s")
+        return cls(
+            device=record["device"],  # type: ignore[arg-type]
+            peak_flops_per_s={str(k): float(v) for k, v in peaks.items()},  # type: ignore[union-attr]
+            mem_bandwidth_bytes_per_s=float(bandwidth) if isinstance(bandwidth, (int, float)) else None,
+            seconds=float(record.get("seconds") or 0.0),  # type: ignore[arg-type]
+            notes=tuple(str(n) for n in record.get("notes") or ()),  # type: ignore[union-attr]
+        )
+
 
 def _best_time(fn: Callable[[], object], device: Device, repeats: int, max_s: float = 1.0) -> float:
     """Best of ``repeats`` timed calls after one warm-up, stopping early once ``max_s`` is spent:

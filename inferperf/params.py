@@ -9,6 +9,7 @@ import pytest
 from inferperf.cases import Case, Tier
 from inferperf.extras import has_extra, missing_reason
 from inferperf.hardware import device_unavailable_reason
+from inferperf.settings import parse_devices
 
 
 def skip_reason(case: Case) -> str | None:
@@ -19,8 +20,13 @@ def skip_reason(case: Case) -> str | None:
     return device_unavailable_reason(case.device)
 
 
-def case_param(case: Case) -> "pytest.ParameterSet":
-    reason = skip_reason(case)
+def case_param(case: Case, selected: bool = True) -> "pytest.ParameterSet":
+    """``case`` as a pytest parameter, skipped with the reason when it cannot run here.
+
+    A case for a device the session did not select is deselected later; its reason is not
+    worked out (finding whether CUDA is there means importing torch).
+    """
+    reason = skip_reason(case) if selected else None
     marks = [pytest.mark.skip(reason=reason)] if reason else []
     return pytest.param(case, id=case.id, marks=marks)
 
@@ -35,4 +41,12 @@ def parametrize_cases(metafunc: pytest.Metafunc, make_cases: Callable[[Tier], It
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"{metafunc.module.__name__}: duplicate case ids {duplicates}")
-    metafunc.parametrize("case", [case_param(c) for c in cases])
+    devices = parse_devices(metafunc.config.getoption("--device"))
+    metafunc.parametrize("case", [case_param(c, c.device in devices) for c in cases])
+
+
+def case_of(item: pytest.Item) -> Case | None:
+    """The ``Case`` an item was parametrized with, or None (not an inferperf benchmark)."""
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("case") if callspec is not None else None
+    return value if isinstance(value, Case) else None

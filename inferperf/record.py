@@ -30,11 +30,14 @@ from inferperf.settings import Settings
 
 @dataclass
 class SessionRecord:
-    """State collected during one pytest session: calibrations and the cases that could not run."""
+    """State collected during one pytest session: calibrations and the cases that did not run or failed."""
 
     settings: Settings
     calibrations: dict[Device, Calibration] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    #: each case ran in a fresh child process (``--isolate``)
+    isolated: bool = False
 
     def calibration(self, device: Device) -> Calibration | None:
         """The device's calibration, measured on first request (a few seconds) and then reused."""
@@ -44,8 +47,15 @@ class SessionRecord:
             self.calibrations[device] = calibrate(device)
         return self.calibrations[device]
 
-    def note_skip(self, case: Case, reason: str) -> None:
-        self.skipped.append({"case_id": case.case_id, "reason": reason})
+    def note_skip(self, case_id: str, reason: str) -> None:
+        entry = {"case_id": case_id, "reason": reason}
+        if entry not in self.skipped:
+            self.skipped.append(entry)
+
+    def note_failure(self, case_id: str, reason: str) -> None:
+        entry = {"case_id": case_id, "reason": reason}
+        if entry not in self.failed:
+            self.failed.append(entry)
 
 
 SESSION_KEY = pytest.StashKey[SessionRecord]()
@@ -78,6 +88,8 @@ def machine_record(session: SessionRecord) -> dict[str, Any]:
         "gpus": gpu_info(),
         "calibration": calibration,
         "skipped": list(session.skipped),
+        "failed": list(session.failed),
+        "isolated": session.isolated,
     }
 
 

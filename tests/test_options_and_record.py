@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from inferperf.analysis.schema import EXTRA_INFO_KEYS, validate_inferperf_run
+from inferperf.analysis.schema import EXTRA_INFO_KEYS
+from inferperf.analysis.validate import validate_run
 from tests.conftest import REPO, needs, run_pytest
 
 
@@ -51,11 +52,11 @@ def test_null_run_writes_a_record_with_every_documented_key(tmp_path):
         f"--benchmark-json={out}", "--benchmark-save-data",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert validate_inferperf_run(out) == []
+    assert validate_run(out) == []
     record = json.loads(out.read_text())
     bench = record["benchmarks"][0]
     assert len(bench["stats"]["data"]) == 20  # raw samples kept
-    assert set(EXTRA_INFO_KEYS) <= set(bench["extra_info"])
+    assert {k.name for k in EXTRA_INFO_KEYS.values() if k.required} <= set(bench["extra_info"])
     assert bench["params"]["case"]["case_id"] == "null/none-cpu-fp32-noop-bs1"
     machine = record["machine_info"]["inferperf"]
     assert machine["schema"] == 1 and machine["versions"]["pytest-benchmark"]
@@ -123,3 +124,26 @@ def test_validate_command_exit_codes(tmp_path):
         result = validate(bad)
         assert result.returncode == 2 and message in result.stderr and str(bad) in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_benchmark_compare_warns_only_when_the_machine_differs(tmp_path):
+    storage = tmp_path / "storage"
+    common = ("perf_tests/test_null.py", "--benchmark-only", "--device", "cpu", "--rounds", "5", f"--benchmark-storage=file://{storage}")
+    assert run_pytest(*common, "--benchmark-autosave").returncode == 0
+    same = run_pytest(*common, "--benchmark-compare")
+    assert same.returncode == 0, same.stdout[-2000:]
+    output = same.stdout + same.stderr
+    assert "Comparing against benchmarks from" in output
+    assert "machine_info is different" not in output and "machine differs" not in output  # calibration noise ignored
+    (saved,) = storage.rglob("*.json")
+    record = json.loads(saved.read_text())
+    record["machine_info"]["inferperf"]["cpu"]["model"] = "Another CPU"
+    saved.write_text(json.dumps(record))
+    other = run_pytest(*common, "--benchmark-compare")
+    assert "machine differs from the saved run's: cpu: Another CPU ->" in other.stdout + other.stderr
+
+
+def test_benchmark_groups_are_techniques(tmp_path):
+    out = tmp_path / "null.json"
+    assert run_pytest("perf_tests/test_null.py", "--benchmark-only", "--device", "cpu", "--rounds", "5", f"--benchmark-json={out}").returncode == 0
+    assert json.loads(out.read_text())["benchmarks"][0]["group"] == "null"

@@ -21,6 +21,8 @@ from typing import Iterator, Literal, Protocol, Sequence
 import numpy as np
 import torch
 
+from inferperf.text import first_line
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -160,7 +162,7 @@ class TorchvisionDecode:
             encoded = [read_file(str(p)) for p in paths]
             images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
         for item in caught:
-            message = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
+            message = f"{item.category.__name__}: {first_line(item.message)}"
             if message not in self.warnings:
                 self.warnings.append(message)
         return images

@@ -7,6 +7,7 @@ Either way the model is then loaded through its real loading path (``from_pretra
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any, Callable, Literal
 from inferperf.measure import ModelFacts
 
 WeightsSource = Literal["random-init", "user"]
+#: written into a saved random-init checkpoint: how long building it took (seconds)
+BUILD_RECORD = ".inferperf-build-s"
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,19 @@ class CheckpointStore:
         if self.weights_dir is not None and (self.weights_dir / key).is_dir():
             return Checkpoint(key, self.weights_dir / key, "user", 0.0)
         directory = self.root / key
+        built = directory / BUILD_RECORD
+        if built.is_file():  # saved earlier in this session (by another isolated child)
+            return Checkpoint(key, directory, "random-init", float(built.read_text(encoding="ascii")))
         started = time.perf_counter()
         partial = self.root / f".{key}.partial"
-        partial.mkdir(parents=True, exist_ok=False)
+        shutil.rmtree(partial, ignore_errors=True)  # left by a child that died while saving
+        partial.mkdir(parents=True)
         save_random(partial)
+        build_s = time.perf_counter() - started
+        (partial / BUILD_RECORD).write_text(repr(build_s), encoding="ascii")
         partial.rename(directory)
-        return Checkpoint(key, directory, "random-init", time.perf_counter() - started)
+        return Checkpoint(key, directory, "random-init", build_s)
 
 
 def directory_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and p.name != BUILD_RECORD)

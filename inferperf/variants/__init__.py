@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from inferperf.text import first_line
+
 
 class RungUnavailable(RuntimeError):
     """This torch (or this machine) cannot do the transformation; the message says exactly why."""
@@ -51,7 +53,7 @@ def captured_warnings(into: list[str]) -> Iterator[None]:
         warnings.simplefilter("always")
         yield
     for item in caught:
-        message = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
+        message = f"{item.category.__name__}: {first_line(item.message)}"
         if message not in into:
             into.append(message)
 

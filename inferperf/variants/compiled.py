@@ -8,7 +8,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from inferperf.variants import Prepared, RungUnavailable, Stopwatch, captured_warnings, file_bytes, state_dict_bytes
+from inferperf.text import error_line
+from inferperf.variants import (
+    Prepared,
+    RungUnavailable,
+    Stopwatch,
+    captured_warnings,
+    file_bytes,
+    state_dict_bytes,
+)
 from inferperf.variants.quantize import torchao_int8_dynamic
 
 
@@ -20,7 +28,7 @@ def _compile(model: nn.Module, example: torch.Tensor, warned: list[str]):
             with torch.inference_mode():
                 compiled(example)
         except Exception as exc:  # inductor needs a working C++ compiler on CPU, Triton on CUDA
-            raise RungUnavailable(f"torch.compile failed: {str(exc).strip().splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"torch.compile failed: {error_line(exc)}") from None
     return compiled
 
 
@@ -56,7 +64,7 @@ def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device:
             package = aoti_compile_and_package(exported, package_path=str(workdir / "model.pt2"))
             runner = aoti_load_package(package)
         except Exception as exc:
-            raise RungUnavailable(f"torch.export + AOTInductor failed: {str(exc).strip().splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"torch.export + AOTInductor failed: {error_line(exc)}") from None
     return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned)
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from inferperf.variants import Prepared, RungUnavailable, Stopwatch, captured_warnings, file_bytes
+from inferperf.text import error_line
+from inferperf.variants import (
+    Prepared,
+    RungUnavailable,
+    Stopwatch,
+    captured_warnings,
+    file_bytes,
+)
 
 #: why the [all] environment has no ExecuTorch (see README "Environment notes")
 NOT_INSTALLED = (
@@ -19,7 +26,9 @@ NOT_INSTALLED = (
 def prepare_executorch(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
     clock, warned = Stopwatch(), []
     try:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+            XnnpackPartitioner,
+        )
         from executorch.exir import to_edge_transform_and_lower
         from executorch.runtime import Runtime
     except ImportError as exc:
@@ -32,7 +41,7 @@ def prepare_executorch(model: nn.Module, example: torch.Tensor, workdir: Path, d
             path.write_bytes(program.buffer)
             method = Runtime.get().load_program(str(path)).load_method("forward")
         except Exception as exc:
-            raise RungUnavailable(f"ExecuTorch lowering failed: {str(exc).strip().splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"ExecuTorch lowering failed: {error_line(exc)}") from None
 
     def call(batch: torch.Tensor) -> torch.Tensor:
         return method.execute([batch.contiguous()])[0]

@@ -21,7 +21,12 @@ from inferperf.variants.compiled import (
 )
 from inferperf.variants.executorch import prepare_executorch
 from inferperf.variants.onnx import prepare_ort, prepare_ort_qdyn
-from inferperf.variants.torchscript import prepare_lite, prepare_mobile, prepare_qdyn_script, prepare_script
+from inferperf.variants.torchscript import (
+    prepare_lite,
+    prepare_mobile,
+    prepare_qdyn_script,
+    prepare_script,
+)
 
 PrepareFn = Callable[[nn.Module, torch.Tensor, Path, str], Prepared]
 

@@ -8,7 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from inferperf.variants import Prepared, RungUnavailable, Stopwatch, captured_warnings, file_bytes
+from inferperf.text import error_line
+from inferperf.variants import (
+    Prepared,
+    RungUnavailable,
+    Stopwatch,
+    captured_warnings,
+    file_bytes,
+)
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, warned: list[str]) -> Path:
@@ -20,7 +27,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, warned: lis
                 dynamo=True, dynamic_shapes=({0: batch},), external_data=False,
             )
         except Exception as exc:
-            raise RungUnavailable(f"torch.onnx.export failed: {str(exc).strip().splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"torch.onnx.export failed: {error_line(exc)}") from None
     return path
 
 
@@ -59,5 +66,5 @@ def prepare_ort_qdyn(model: nn.Module, example: torch.Tensor, workdir: Path, dev
 
             quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8)
         except Exception as exc:
-            raise RungUnavailable(f"onnxruntime dynamic quantization failed: {str(exc).strip().splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"onnxruntime dynamic quantization failed: {error_line(exc)}") from None
     return Prepared(_session(quantized, device), file_bytes(quantized), clock.seconds(), warnings=warned)

@@ -30,7 +30,10 @@ def quantize_linear_dynamic(model: nn.Module, engine: str = "x86") -> nn.Module:
 def torchao_int8_dynamic(model: nn.Module) -> nn.Module:
     """torchao: int8 weights and dynamically quantized int8 activations for Linear layers."""
     try:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+        from torchao.quantization import (
+            Int8DynamicActivationInt8WeightConfig,
+            quantize_,
+        )
     except ImportError as exc:
         raise RungUnavailable(f"torchao int8 dynamic quantization is not available: {exc}") from None
     quantized = copy.deepcopy(model)

@@ -7,7 +7,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from inferperf.variants import Prepared, RungUnavailable, Stopwatch, captured_warnings, file_bytes
+from inferperf.text import error_line
+from inferperf.variants import (
+    Prepared,
+    RungUnavailable,
+    Stopwatch,
+    captured_warnings,
+    file_bytes,
+)
 from inferperf.variants.quantize import quantize_linear_dynamic
 
 
@@ -17,7 +24,7 @@ def _scripted(model: nn.Module, path: Path, warned: list[str]) -> torch.jit.Scri
         try:
             scripted = torch.jit.script(model)
         except Exception as exc:  # TorchScript frontend errors have many types
-            raise RungUnavailable(f"torch.jit.script failed: {str(exc).splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"torch.jit.script failed: {error_line(exc)}") from None
         torch.jit.save(scripted, str(path))
         loaded = torch.jit.load(str(path))
     return loaded.eval()
@@ -89,5 +96,5 @@ def prepare_lite(model: nn.Module, example: torch.Tensor, workdir: Path, device:
 
             lite = _load_for_lite_interpreter(str(path))
         except Exception as exc:
-            raise RungUnavailable(f"lite interpreter save/load failed: {str(exc).splitlines()[0][:200]}") from None
+            raise RungUnavailable(f"lite interpreter save/load failed: {error_line(exc)}") from None
     return Prepared(lite, file_bytes(path), clock.seconds(), warnings=warned, notes={"lite_of": source_name})
