@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 
-def _stats(samples: Sequence[float], with_data: bool) -> dict:
+def stats_of(samples: Sequence[float], with_data: bool = True) -> dict:
+    """pytest-benchmark's ``stats`` of ``samples`` (seconds per round)."""
     ordered = sorted(samples)
     n = len(ordered)
     q1, q3 = ordered[n // 4], ordered[(3 * n) // 4]
@@ -65,7 +66,7 @@ def make_run(
                 "extra_info": info,
                 "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 5, "max_time": 1.0,
                             "min_time": 5e-06, "warmup": False},
-                "stats": _stats(samples, with_data),
+                "stats": stats_of(samples, with_data),
             }
         )
     return {

@@ -1,7 +1,6 @@
 """The detection-power experiment, on a simulated machine with known noise (deterministic)."""
 
 import numpy as np
-import pytest
 
 from inferperf.cli import main
 from inferperf.analysis.detection import BASE_UNITS, Trial, detection_rows, noise_floor, render_report, render_rows, run_trials

@@ -77,8 +77,12 @@ def test_the_newest_step_gates_and_plots_are_written(tmp_path):
     root = nightly_store(tmp_path / "results", "box", [1.0] * 20 + [1.10] * 4, seed=7)
     output = tmp_path / "report"
     assert main(["history", str(root), "--fail-on-regression", "--output", str(output), "-k", "manual"]) == 1
-    assert (output / "summary.md").exists() and (output / "box.html").exists()
-    pngs = list((output / "box").glob("*.png"))
+    assert (output / "index.html").exists() and len(list(output.glob("box-*.html"))) == 1
+    assert len(list(output.glob("box-*.md"))) == 1  # one summary per machine
+    page = next(output.glob("box-*.html")).read_text()
+    assert page.index("<table>") < page.index("<img")  # the summary table comes first
+    assert "<svg" in page and "+8.8%" in page
+    pngs = list(output.glob("box-*/*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     improved = nightly_store(tmp_path / "improved", "box", [1.0] * 20 + [0.9] * 4, seed=7)
     assert main(["history", str(improved), "--fail-on-regression", "--no-plots"]) == 0

@@ -6,7 +6,6 @@ reference to a mean absolute difference of 3 levels of 255 for uint8 output (0.0
 normalized units for imagenet224, about 3 levels / 0.225).
 """
 
-import numpy as np
 import pytest
 
 from tests.conftest import needs

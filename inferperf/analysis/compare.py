@@ -25,6 +25,7 @@ from inferperf.analysis.stats import (
     verdict,
 )
 
+
 @dataclass(frozen=True)
 class CaseComparison:
     """One case, base run vs one contender run."""

@@ -4,11 +4,17 @@ The store is pytest-benchmark's storage layout under one folder per machine:
 ``results/<machine-id>/<platform-id>/NNNN_<commit>_<date>.json`` (what
 ``--benchmark-autosave --benchmark-storage=file://results/<machine-id>`` writes). A machine is
 the first folder under the results directory: history is per machine, so moving to another
-machine starts a new series instead of looking like a regression.
+machine starts a new series instead of looking like a regression. Inside a folder, runs are also
+told apart by their machine's fingerprint (``inferperf.analysis.fingerprint``): where it changes (a
+hosted runner on new hardware, a torch upgrade), a new segment starts, marked "machine changed";
+steps are fitted within each segment, so a hardware change is never reported as a regression.
+
+The HTML site (``--output``) is rendered by ``inferperf.analysis.history_site``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -16,10 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
 from inferperf.analysis.changepoint import Segment, Step, detect_steps
-from inferperf.analysis.load import Benchmark, Run, load_run
+from inferperf.analysis.fingerprint import MachineIdentity, machine_identity
+from inferperf.analysis.load import Benchmark, Run, json_files, load_run, shown
 from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import HistorySettings
 from inferperf.analysis.stats import log_median_se
@@ -42,6 +47,19 @@ class Point:
     items_per_s: float
 
 
+    #: the fingerprint of the machine that made the run
+    identity: MachineIdentity | None = None
+
+
+@dataclass(frozen=True)
+class MachineChange:
+    """The machine's fingerprint changed between point ``index - 1`` and point ``index``."""
+
+    index: int
+    #: what changed, ``"cpu: A -> B"``
+    changes: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Series:
     machine: str
@@ -50,10 +68,19 @@ class Series:
     steps: list[Step]
     segments: list[Segment]
     tau: float
+    machine_changes: tuple[MachineChange, ...] = ()
+
+    @property
+    def current_start(self) -> int:
+        """Index of the first point on the machine the newest run was made on."""
+        return self.machine_changes[-1].index if self.machine_changes else 0
 
     @property
     def newest_step(self) -> Step | None:
-        return self.steps[-1] if self.steps else None
+        """The newest step on the current machine (a step before a machine change never gates)."""
+        if self.steps and self.steps[-1].index >= self.current_start:
+            return self.steps[-1]
+        return None
 
     def commit_range(self, step: Step) -> tuple[str, str]:
         """The last commit before the step and the first commit after it."""
@@ -77,27 +104,28 @@ def _when(run: Run) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def machine_runs(root: Path) -> tuple[dict[str, list[Run]], list[str]]:
+def machine_runs(root: Path, only: str | None = None) -> tuple[dict[str, list[Run]], list[str]]:
     """Runs per machine folder, oldest first, and the files skipped with their reasons."""
     if not root.is_dir():
-        raise RecordError(f"{root}: not a results folder")
+        raise RecordError(f"{shown(root)}: not a results folder")
     per_machine: dict[str, list[Run]] = {}
     skipped: list[str] = []
     if (root / REFERENCE_FOLDER).is_dir():
-        skipped.append(f"skipped {root / REFERENCE_FOLDER}: reference runs, not one machine's nights")
-    for path in sorted(root.rglob("*.json")):
+        skipped.append(f"skipped {shown(root / REFERENCE_FOLDER)}: reference runs, not one machine's nights")
+    for path in json_files(root):
         relative = path.relative_to(root)
         machine = relative.parts[0] if len(relative.parts) > 1 else root.name
-        if machine == REFERENCE_FOLDER and len(relative.parts) > 1:
+        if (machine == REFERENCE_FOLDER and len(relative.parts) > 1) or (only is not None and machine != only):
             continue
         try:
-            run = load_run(path, label=f"{machine}/{path.stem}")
+            run = load_run(path, label=shown(f"{machine}/{path.stem}"))
         except RecordError as exc:
             skipped.append(f"skipped {exc}")
             continue
         per_machine.setdefault(machine, []).append(run)
     if not per_machine:
-        raise RecordError(f"{root}: holds no readable runs" + (f" ({skipped[0]})" if skipped else ""))
+        where = f" of machine {only!r}" if only is not None else ""
+        raise RecordError(f"{shown(root)}: holds no readable runs{where}" + (f" ({skipped[0]})" if skipped else ""))
     for runs in per_machine.values():
         runs.sort(key=lambda r: (_when(r), r.path.name))
     return per_machine, skipped
@@ -106,26 +134,49 @@ def machine_runs(root: Path) -> tuple[dict[str, list[Run]], list[str]]:
 def build_series(
     machine: str, runs: Sequence[Run], settings: HistorySettings, select: Callable[[str], bool]
 ) -> list[Series]:
+    """One series per case of the machine folder, steps fitted within each machine segment."""
+    identities = [machine_identity(run.machine) for run in runs]
     case_ids = sorted({c for run in runs for c in run.benchmarks if select(c)})
     series = []
     for case_id in case_ids:
-        points = []
-        for run in runs:
-            bench = run.benchmarks.get(case_id)
-            if bench is None:
-                continue
-            points.append(
-                Point(_when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s)
-            )
-        steps, segments, tau = detect_steps(
-            [math.log(p.median_s) for p in points],
-            [p.log_se for p in points],
-            min_change=settings.min_change,
-            penalty=settings.penalty,
-            confidence=settings.confidence,
+        points = [
+            Point(_when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s, identity)
+            for run, identity in zip(runs, identities)
+            if (bench := run.benchmarks.get(case_id)) is not None
+        ]
+        changes = tuple(
+            MachineChange(index, tuple(before.identity.differences(after.identity)))  # type: ignore[union-attr]
+            for index, (before, after) in enumerate(zip(points, points[1:]), start=1)
+            if before.identity != after.identity
         )
-        series.append(Series(machine, case_id, points, steps, segments, tau))
+        steps: list[Step] = []
+        segments: list[Segment] = []
+        tau = 0.0
+        bounds = [0, *(c.index for c in changes), len(points)]
+        for start, stop in zip(bounds, bounds[1:]):
+            part = points[start:stop]
+            found, fitted, tau = detect_steps(
+                [math.log(p.median_s) for p in part],
+                [p.log_se for p in part],
+                min_change=settings.min_change,
+                penalty=settings.penalty,
+                confidence=settings.confidence,
+            )
+            steps += [Step(st.index + start, st.change, st.z, st.confidence) for st in found]
+            segments += [Segment(sg.start + start, sg.stop + start, sg.level, sg.level_var) for sg in fitted]
+        series.append(Series(machine, case_id, points, steps, segments, tau, changes))
     return series
+
+
+def machine_changes(all_series: Sequence[Series], machine: str) -> list[tuple[Point, MachineChange]]:
+    """The machine changes of a machine folder (the same runs for every case), oldest first."""
+    seen: dict[Path, tuple[Point, MachineChange]] = {}
+    for series in all_series:
+        if series.machine == machine:
+            for change in series.machine_changes:
+                point = series.points[change.index]
+                seen.setdefault(point.path, (point, change))
+    return sorted(seen.values(), key=lambda pair: pair[0].when)
 
 
 def newest_step_regressions(all_series: Sequence[Series], min_change: float) -> list[Series]:
@@ -137,8 +188,14 @@ def newest_step_regressions(all_series: Sequence[Series], min_change: float) -> 
 # Reports
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+def file_stem(name: str) -> str:
+    """A file name for ``name``: a readable slug plus a short hash of the exact name.
+
+    Distinct names never share a file (``gpu box`` and ``gpu_box`` slug alike; their hashes differ).
+    """
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", shown(name)).strip("_.")[:80] or "unnamed"
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    return f"{slug}-{digest}"
 
 
 def summary_markdown(all_series: Sequence[Series], settings: HistorySettings) -> str:
@@ -147,31 +204,42 @@ def summary_markdown(all_series: Sequence[Series], settings: HistorySettings) ->
         "### inferperf history",
         "",
         f"Steps: PELT on log median time (penalty {settings.penalty}·log n, night-to-night noise estimated per "
-        f"series), at least {settings.min_change:.0%} and {settings.confidence:.0%} confidence.",
+        f"series), at least {settings.min_change:.0%} and {settings.confidence:.0%} confidence; fitted within "
+        "each machine segment (a change of hardware or software fingerprint is never a step).",
     ]
     for machine in machines:
-        mine = [s for s in all_series if s.machine == machine]
-        runs = max(len(s.points) for s in mine)
-        lines += ["", f"#### {machine} ({runs} runs, {len(mine)} cases)", ""]
-        stepped = [(s, step) for s in mine for step in s.steps]
-        if not stepped:
-            lines.append("No steps detected.")
-            continue
-        lines += ["| case | change | between commits | date | confidence | newest |", "|---|---|---|---|---|---|"]
-        for series, step in stepped:
-            before, after = series.commit_range(step)
-            when = series.points[step.index].when.strftime("%Y-%m-%d")
-            kind = "slower" if step.change > 0 else "faster"
-            newest = "yes" if step is series.newest_step else ""
-            lines.append(
-                f"| {series.case_id} | {step.change:+.1%} ({kind}) | {before}..{after} | {when} | "
-                f"{step.confidence:.3f} | {newest} |"
-            )
+        lines += ["", *machine_summary_markdown(all_series, machine).splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def machine_summary_markdown(all_series: Sequence[Series], machine: str) -> str:
+    """One machine's part of the summary: its machine changes and its steps."""
+    mine = [s for s in all_series if s.machine == machine]
+    runs = max(len(s.points) for s in mine)
+    lines = [f"#### {machine} ({runs} runs, {len(mine)} cases)", ""]
+    for point, change in machine_changes(all_series, machine):
+        lines.append(f"- **machine changed** at {point.when:%Y-%m-%d} ({point.commit}): {'; '.join(change.changes)}")
+    stepped = [(s, step) for s in mine for step in s.steps]
+    if not stepped:
+        lines.append("No steps detected.")
+        return "\n".join(lines) + "\n"
+    lines += ["", "| case | change | between commits | date | confidence | newest |", "|---|---|---|---|---|---|"]
+    for series, step in stepped:
+        before, after = series.commit_range(step)
+        when = series.points[step.index].when.strftime("%Y-%m-%d")
+        kind = "slower" if step.change > 0 else "faster"
+        newest = "yes" if step is series.newest_step else ""
+        lines.append(
+            f"| {series.case_id} | {step.change:+.1%} ({kind}) | {before}..{after} | {when} | {step.confidence:.3f} | {newest} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def summary_text(all_series: Sequence[Series]) -> str:
     lines = []
+    for machine in sorted({s.machine for s in all_series}):
+        for point, change in machine_changes(all_series, machine):
+            lines.append(f"{machine}  machine changed at {point.when:%Y-%m-%d} ({point.commit}): {'; '.join(change.changes)}")
     for series in all_series:
         latest = series.points[-1]
         steps = ", ".join(
@@ -182,79 +250,3 @@ def summary_text(all_series: Sequence[Series]) -> str:
             f"latest={latest.median_s * 1e3:.3g} ms/round ({latest.items_per_s:.4g} items/s)  {steps}"
         )
     return "\n".join(lines) + "\n"
-
-
-def plot_series(series: Series, path: Path) -> None:
-    """Median time per run with its 95% interval, the fitted levels, and the steps marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = np.arange(len(series.points))
-    medians = np.array([p.median_s for p in series.points]) * 1e3
-    se = np.array([p.log_se for p in series.points])
-    figure, ax = plt.subplots(figsize=(9, 3.2))
-    ax.errorbar(
-        x, medians, yerr=[medians - medians * np.exp(-1.96 * se), medians * np.exp(1.96 * se) - medians],
-        fmt="o", markersize=4, capsize=2, color="#34495e", label="median per run (95% CI)",
-    )
-    for segment in series.segments:
-        ax.hlines(math.exp(segment.level) * 1e3, segment.start - 0.4, segment.stop - 0.6, color="#2980b9", linewidth=2)
-    for step in series.steps:
-        colour = "#c0392b" if step.change > 0 else "#27ae60"
-        ax.axvline(step.index - 0.5, color=colour, linestyle="--", linewidth=1)
-        ax.annotate(
-            f"{step.change:+.1%}\n{series.points[step.index].commit[:8]}", (step.index - 0.5, ax.get_ylim()[1]),
-            fontsize=8, color=colour, ha="left", va="top",
-        )
-    ticks = x[:: max(1, len(x) // 10)]
-    ax.set_xticks(ticks)
-    # runs of one day (a CI loop, a bisect) are told apart by their time, nights by their date
-    one_day = len({p.when.date() for p in series.points}) == 1
-    label = "%H:%M" if one_day else "%m-%d"
-    ax.set_xticklabels([series.points[i].when.strftime(label) for i in ticks], fontsize=8)
-    ax.set_xlabel(f"run ({series.points[0].when:%Y-%m-%d}, UTC)" if one_day else "run date (UTC)", fontsize=8)
-    ax.set_ylabel("ms per round")
-    ax.set_title(f"{series.machine}: {series.case_id}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def write_reports(all_series: Sequence[Series], output: Path, settings: HistorySettings, plots: bool) -> list[Path]:
-    """PNG per machine and case, an HTML page per machine, and summary.md; returns what was written."""
-    import html
-
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    summary = output / "summary.md"
-    summary.write_text(summary_markdown(all_series, settings), encoding="utf-8")
-    written.append(summary)
-    for machine in sorted({s.machine for s in all_series}):
-        mine = [s for s in all_series if s.machine == machine]
-        blocks = []
-        for series in mine:
-            steps = "; ".join(
-                f"{st.change:+.1%} between {series.commit_range(st)[0]} and {series.commit_range(st)[1]} "
-                f"(confidence {st.confidence:.3f})"
-                for st in series.steps
-            ) or "no steps"
-            image = ""
-            if plots:
-                png = output / _slug(machine) / f"{_slug(series.case_id)}.png"
-                plot_series(series, png)
-                written.append(png)
-                image = f"<img src='{html.escape(png.relative_to(output).as_posix())}' alt='trend'>"
-            blocks.append(f"<h3>{html.escape(series.case_id)}</h3><p>{html.escape(steps)}</p>{image}")
-        page = output / f"{_slug(machine)}.html"
-        page.write_text(
-            f"<!doctype html><html><head><meta charset='utf-8'><title>inferperf history: {html.escape(machine)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}img{max-width:100%}</style></head><body>"
-            f"<h1>inferperf history: {html.escape(machine)}</h1>{''.join(blocks)}</body></html>\n",
-            encoding="utf-8",
-        )
-        written.append(page)
-    return written

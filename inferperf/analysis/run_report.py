@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 from inferperf.analysis.load import Benchmark, Run
-from inferperf.analysis.tables import Table, finite_number, fmt_bytes, fmt_fraction, fmt_rate, fmt_seconds
+from inferperf.analysis.tables import (
+    Table,
+    finite_number,
+    fmt_bytes,
+    fmt_fraction,
+    fmt_rate,
+    fmt_seconds,
+)
 
 
 def _details(bench: Benchmark) -> str:

@@ -56,7 +56,7 @@ class CropScorer:
     """Text features of the queries once; per crop, image embedding and softmax over queries."""
 
     def __init__(self, directory: Path, device: str, queries: Sequence[str] = QUERIES) -> None:
-        from transformers import AutoImageProcessor, Aimv2Model
+        from transformers import Aimv2Model, AutoImageProcessor
 
         started = time.perf_counter()
         self.device = device
