@@ -1,0 +1,115 @@
+"""The statistics of many runs per side, on synthetic machines with known drift and known changes,
+and ``inferperf ab`` end to end with real fresh processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from inferperf.analysis.abstats import (
+    ProcessSamples,
+    ab_verdict,
+    blocks_needed,
+    look_schedule,
+    min_sign_flip_p,
+    paired_estimate,
+    sign_flip_p,
+    spent_alpha,
+    unpaired_estimate,
+)
+from inferperf.cli import main
+from tests.conftest import REPO
+
+
+def drifting_machine(blocks: int, change: float, seed: int, drift: float = 0.08, rounds: int = 15):
+    """Block-level drift shared by both sides of a block (the machine's state), rounds 1% apart."""
+    rng = np.random.default_rng(seed)
+    base, candidate = [], []
+    for _ in range(blocks):
+        level = math.exp(drift * rng.standard_normal())
+        # within a block the two processes still differ a little (process-level noise)
+        base.append(ProcessSamples(tuple(0.01 * level * math.exp(0.01 * rng.standard_normal()) * (1 + 0.01 * rng.standard_normal(rounds)))))
+        candidate.append(
+            ProcessSamples(tuple(0.01 * (1 + change) * level * math.exp(0.01 * rng.standard_normal()) * (1 + 0.01 * rng.standard_normal(rounds))))
+        )
+    return base, candidate
+
+
+def test_sign_flip_is_exact_for_few_blocks():
+    assert sign_flip_p([0.1] * 8) == pytest.approx(2 / 256)
+    assert sign_flip_p([0.1, -0.1]) == 1.0
+    assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    assert min_sign_flip_p(8) == pytest.approx(2 / 256)
+    assert sign_flip_p(list(np.full(30, 0.05))) < 1e-3  # random flips beyond 16 blocks
+
+
+def test_paired_blocks_see_a_5_percent_change_through_8_percent_drift():
+    base, candidate = drifting_machine(30, 0.05, seed=1)
+    estimate = paired_estimate(base, candidate, confidence=0.95, resamples=1000)
+    assert estimate.low < 1.05 < estimate.high and estimate.ratio == pytest.approx(1.05, abs=0.01)
+    assert ab_verdict(estimate, min_change=0.03, alpha=0.01) == "slower"
+    # the same runs judged as unpaired groups: the drift is not cancelled, the interval is wide
+    unpaired = unpaired_estimate(base, candidate, confidence=0.95, resamples=1000, permutations=2000)
+    assert unpaired.high - unpaired.low > 5 * (estimate.high - estimate.low)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_drifting_machine_never_raises_a_false_alarm(seed):
+    base, candidate = drifting_machine(20, 0.0, seed=100 + seed)
+    verdict = ab_verdict(paired_estimate(base, candidate, confidence=0.95, resamples=500), min_change=0.03, alpha=0.01)
+    assert verdict in ("same", "inconclusive")
+
+
+def test_the_result_does_not_depend_on_block_order():
+    base, candidate = drifting_machine(12, 0.04, seed=7)
+    forward = paired_estimate(base, candidate, confidence=0.95, resamples=500)
+    backward = paired_estimate(base[::-1], candidate[::-1], confidence=0.95, resamples=500)
+    assert forward.ratio == pytest.approx(backward.ratio) and forward.p_value == backward.p_value
+
+
+def test_blocks_needed_and_the_look_schedule():
+    # sigma 0.042 (the 2-core VM's A/A spread, README) at 3% and alpha 0.01: about 36 blocks
+    assert 30 <= blocks_needed(0.042, min_change=0.03, alpha=0.01) <= 40
+    assert blocks_needed(float("nan"), min_change=0.03, alpha=0.01) is None
+    assert look_schedule(60) == [5, 10, 20, 40, 60]
+    assert spent_alpha(0.01, 5) == pytest.approx(0.002)
+
+
+@pytest.mark.slow
+def test_ab_runs_interleaved_fresh_processes_and_keeps_every_run(tmp_path):
+    store = tmp_path / "store"
+    out = tmp_path / "ab.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "inferperf", "ab", "--base", "HEAD", "--candidate", ".", "--blocks", "3", "--seed", "5",
+         "--store", str(store), "--json", str(out), "--", "perf_tests/test_null.py", "--device", "cpu", "--rounds", "30"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "block 3 of 3" in result.stderr and "s left" in result.stderr
+    (folder,) = [p for p in store.iterdir() if p.is_dir()]
+    design = json.loads((folder / "ab.json").read_text())
+    assert design["seed"] == 5 and len(design["orders"]) == 3 and len(design["runs"]) == 6
+    assert design["sides"]["base"]["commit"]  # a git ref, checked out into a worktree
+    assert sorted(p.name for p in (folder / "base").glob("*.json")) == ["0001.json", "0002.json", "0003.json"]
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True).stdout
+    assert design["sides"]["base"]["directory"] not in worktrees  # removed afterwards
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["case_id"] == "null/none-cpu-fp32-noop-bs1" and case["blocks"] == 3
+    # judged again from the store, as a stored experiment
+    assert main(["ab", "--analyse", str(folder), "--fail-on-regression"]) in (0, 1)
+    assert main(["compare", "--base", str(folder / "base"), "--candidate", str(folder / "candidate"), "--paired"]) == 0
+
+
+def test_ab_usage_errors_are_one_line(tmp_path, capsys):
+    assert main(["ab", "--candidate", "."]) == 2
+    assert main(["ab", "--base", "no-such-ref-or-dir", "--candidate", ".", "--", "x"]) == 2
+    assert main(["ab", "--base", ".", "--candidate", ".", "--base-env", "NOEQUALS", "--", "x"]) == 2
+    assert main(["ab", "--analyse", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--base is required" in err[0] and "neither a directory nor a git ref" in err[1]
+    assert "KEY=VALUE" in err[2] and "not an inferperf ab folder" in err[3]
