@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Callable
 
+from inferperf.analysis.fingerprint import ISA_FLAGS
 from inferperf.cases import Device
 
 #: Distributions whose versions go into the record when installed (dist name -> record key).
@@ -39,29 +40,6 @@ TRACKED_DISTRIBUTIONS: dict[str, str] = {
     "scikit-image": "scikit-image",
     "pytest-benchmark": "pytest-benchmark",
 }
-
-#: CPU flags (as /proc/cpuinfo spells them) that change which kernels run fast.
-ISA_FLAGS = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-    "amx_fp16",
-    # Arm
-    "asimd",
-    "asimddp",
-    "sve",
-    "sve2",
-    "bf16",
-    "i8mm",
-)
-
 
 @cache
 def torch_available() -> bool:
@@ -126,25 +104,26 @@ def torch_build_info() -> dict[str, object]:
     return info
 
 
-def cpu_info() -> dict[str, object]:
-    flags: set[str] = set()
-    model = platform.processor() or platform.machine()
+@cache
+def _py_cpuinfo() -> dict[str, object]:
+    """py-cpuinfo's view of the CPU (what pytest-benchmark records too), once per process."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-                elif key == "model name" and model in ("", platform.machine()):
-                    model = value.strip()
-    except OSError:
-        pass
+        import cpuinfo
+
+        return dict(cpuinfo.get_cpu_info())
+    except Exception:  # noqa: BLE001 - an exotic platform: the record says what is known
+        return {}
+
+
+def cpu_info() -> dict[str, object]:
+    """Model, cores, and the ISA flags that choose kernels, from py-cpuinfo (any OS, x86 and Arm)."""
+    info = _py_cpuinfo()
+    flags = info.get("flags") if isinstance(info.get("flags"), list) else []
     return {
-        "model": model,
+        "model": str(info.get("brand_raw") or platform.processor() or platform.machine()),
         "logical_cores": os.cpu_count(),
         "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "isa": sorted(f for f in ISA_FLAGS if f in flags),
+        "isa": sorted(f for f in ISA_FLAGS if f in flags),  # type: ignore[operator]
     }
 
 
@@ -211,14 +190,16 @@ class Calibration:
     @classmethod
     def from_record(cls, record: dict[str, object]) -> "Calibration":
         """The calibration ``as_record`` wrote (how an isolated child takes its parent's)."""
-        peaks = record.get("peak_flops_per_s") or {}
+        from inferperf.analysis.values import as_list, as_mapping
+
         bandwidth = record.get("mem_bandwidth_bytes_per_s")
+        seconds = record.get("seconds")
         return cls(
-            device=record["device"],  # type: ignore[arg-type]
-            peak_flops_per_s={str(k): float(v) for k, v in peaks.items()},  # type: ignore[union-attr]
+            device="cuda" if record.get("device") == "cuda" else "cpu",
+            peak_flops_per_s={str(k): float(v) for k, v in as_mapping(record.get("peak_flops_per_s")).items()},
             mem_bandwidth_bytes_per_s=float(bandwidth) if isinstance(bandwidth, (int, float)) else None,
-            seconds=float(record.get("seconds") or 0.0),  # type: ignore[arg-type]
-            notes=tuple(str(n) for n in record.get("notes") or ()),  # type: ignore[union-attr]
+            seconds=float(seconds) if isinstance(seconds, (int, float)) else 0.0,
+            notes=tuple(str(n) for n in as_list(record.get("notes"))),
         )
 
 
@@ -242,13 +223,18 @@ def _best_time(fn: Callable[[], object], device: Device, repeats: int, max_s: fl
     return best
 
 
+#: ISA flags that give a CPU native arithmetic in a dtype (Arm's fp16 is ``asimdhp``/``fphp``; plain
+#: ``asimd`` is every AArch64 core and says nothing about fp16)
+NATIVE_DTYPE_FLAGS: dict[str, frozenset[str]] = {
+    "bf16": frozenset({"avx512_bf16", "amx_bf16", "bf16"}),
+    "fp16": frozenset({"avx512_fp16", "amx_fp16", "asimdhp", "fphp"}),
+}
+
+
 def _cpu_has_native(dtype: str) -> bool:
-    isa = set(cpu_info()["isa"])  # type: ignore[arg-type]
-    if dtype == "bf16":
-        return bool(isa & {"avx512_bf16", "amx_bf16", "bf16"})
-    if dtype == "fp16":
-        return bool(isa & {"avx512_fp16", "amx_fp16", "asimd"})
-    return True
+    isa = set(cpu_info()["isa"])  # type: ignore[call-overload]
+    needed = NATIVE_DTYPE_FLAGS.get(dtype)
+    return needed is None or bool(isa & needed)
 
 
 def calibrate(device: Device, *, matmul_n: int | None = None, repeats: int = 5) -> Calibration:
@@ -309,3 +295,73 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------------------------
+# torch <-> torchao: torchao's compiled kernels are built against one torch; with another they are
+# skipped (or fail to load) and its quantized paths fall back to slow Python/ATen compositions.
+
+
+def torchao_pairing_record() -> dict[str, object] | None:
+    """For ``machine_info``: the inspected pairing if a torchao case ran, else the versions alone.
+
+    Inspecting means importing torchao (seconds); a session without a torchao case need not pay it.
+    """
+    if torchao_pairing.cache_info().currsize:
+        return torchao_pairing()
+    versions = library_versions()
+    if "torchao" not in versions:
+        return None
+    return {"torch": versions.get("torch"), "torchao": versions["torchao"], "extensions_loaded": None,
+            "reason": "not inspected: no torchao case ran in this session"}
+
+
+@cache
+def torchao_pairing() -> dict[str, object] | None:
+    """The installed torchao beside this torch: versions, whether its compiled kernels loaded, and why not."""
+    try:
+        torchao_version = importlib.metadata.version("torchao")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if not torch_available():
+        return None
+    import logging
+    import sys
+
+    import torch
+
+    if "torchao" not in sys.modules and "tensorflow" in sys.modules and "triton" not in sys.modules:
+        # torchao imports triton, and triton after TensorFlow aborts the process (LLVM options)
+        return {"torch": torch.__version__, "torchao": torchao_version, "extensions_loaded": None,
+                "reason": "not inspected: TensorFlow was imported first in this process"}
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect(level=logging.DEBUG)
+    logger = logging.getLogger("torchao")
+    logger.addHandler(handler)
+    try:
+        import torchao  # noqa: F401 - its import decides whether the kernels load
+    except Exception as exc:  # noqa: BLE001 - a broken install is a finding, not a crash
+        return {"torch": torch.__version__, "torchao": torchao_version, "extensions_loaded": False, "reason": f"import failed: {exc}"}
+    finally:
+        logger.removeHandler(handler)
+    from pathlib import Path
+
+    import torchao as ao
+
+    shipped = list(Path(ao.__file__).parent.glob("_C*.so"))
+    ops = [name for name in torch._C._dispatch_get_all_op_names() if name.startswith("torchao::")]
+    skipped = next((m for m in messages if "Skipping import of cpp extensions" in m or "Failed to load" in m), None)
+    loaded = bool(ops) or not shipped
+    return {
+        "torch": torch.__version__,
+        "torchao": torchao_version,
+        "extensions_shipped": len(shipped),
+        "ops_registered": len(ops),
+        "extensions_loaded": loaded and skipped is None,
+        "reason": skipped or ("" if loaded else "no torchao:: operator registered"),
+    }

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
 
-from inferperf import contention
+from inferperf import contention, energy
+from inferperf.analysis.schema import EXTRA_INFO_KEYS, key_problems
 from inferperf.cases import Case, Device
 from inferperf.hardware import Calibration, sync
 from inferperf.settings import Budget
@@ -270,6 +271,7 @@ def measure(
     extra: Mapping[str, object] | None = None,
     tier: str | None = None,
     stages: StageClock | None = None,
+    price_per_hour: float | None = None,
 ) -> dict[str, object]:
     """Warm up, probe peak memory, time ``budget.rounds`` rounds, and fill ``extra_info``.
 
@@ -305,8 +307,14 @@ def measure(
         stages.reset()
     # pytest-benchmark's tables group by technique, so a 400 ns null case is not set beside CLIP
     benchmark.group = case.technique
-    benchmark.pedantic(timed, rounds=budget.rounds, warmup_rounds=0, iterations=1)
+    events = CudaRoundEvents() if case.device == "cuda" else None
+    meter = energy.meter_for(case.device)
+    joules_before, wall_before = meter.read_j(), time.perf_counter()
+    benchmark.pedantic(events.wrap(timed) if events else timed, rounds=budget.rounds, warmup_rounds=0, iterations=1)
+    joules = meter.between(joules_before, meter.read_j())
+    wall_s = time.perf_counter() - wall_before
     during = contention.contention_between(before, contention.snapshot())
+    device_times = device_time_record(events, warm, benchmark) if events else {}
     stage_s = stages.median_seconds() if stages is not None else None
     if budget.warmup_rounds == 0:
         # cold timings were asked for: probe memory after them rather than before
@@ -322,13 +330,89 @@ def measure(
         peak_mem_bytes=peak_mem,
         tier=tier,
     )
-    more: dict[str, object] = {"contention": during, **(extra or {})}
+    items = budget.rounds * workload.items_per_round
+    more: dict[str, object] = {
+        "contention": during,
+        "energy_per_item_j": joules / items if joules is not None else None,
+        "mean_power_w": joules / wall_s if joules is not None and wall_s > 0 else None,
+        **device_times,
+        **(extra or {}),
+    }
+    latency = info.get("latency_per_item_s")
+    if price_per_hour is not None and isinstance(latency, float):
+        more["cost_per_million_items_usd"] = price_per_hour / 3600.0 * latency * 1e6
     if stage_s is not None:
         more["stage_s"] = stage_s
         more["dominant_stage"] = dominant_stage(stage_s)
     info.update(more)
+    # the record is written against the registry the readers check: a key it does not document,
+    # or a value of the wrong type, is a bug here, not something for `inferperf validate` to find later
+    problems = key_problems(EXTRA_INFO_KEYS, info, "extra_info", require=True)
+    if problems:
+        raise ValueError(f"{case.case_id}: the record breaks inferperf/analysis/schema.py: {'; '.join(problems)}")
     benchmark.extra_info.update(more)
     return info
+
+
+# --------------------------------------------------------------------------------------------
+# Device time (CUDA)
+
+
+class CudaRoundEvents:
+    """CUDA events recorded at each timed round's start and end (a few microseconds each)."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[Any, Any]] = []
+
+    def wrap(self, step: Step) -> Step:
+        import torch
+
+        def timed() -> object:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            result = step()
+            end.record()
+            self.pairs.append((start, end))
+            return result
+
+        return timed
+
+    def median_s(self) -> float | None:
+        import statistics
+
+        import torch
+
+        if not self.pairs:
+            return None
+        torch.cuda.synchronize()
+        return statistics.median(start.elapsed_time(end) / 1e3 for start, end in self.pairs)
+
+
+def gpu_busy_seconds(step: Step) -> float | None:
+    """Kernel time of one round on the GPU (CUPTI through torch.profiler): busy time, idle gaps excluded.
+
+    Events around a round span its gaps too (the GPU waiting for launches), so they cannot show a
+    launch-bound case; the kernels' own durations can. One extra round, after the timed ones.
+    """
+    try:
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+        kernels_us = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == DeviceType.CUDA)
+    except Exception:  # noqa: BLE001 - no CUPTI in this build or driver: the record says null
+        return None
+    return kernels_us / 1e6
+
+
+def device_time_record(events: CudaRoundEvents, step: Step, benchmark: Any) -> dict[str, object]:
+    """``device_s``, ``device_busy_s`` and ``host_overhead_fraction`` of a CUDA case."""
+    span = events.median_s()
+    busy = gpu_busy_seconds(step)
+    wall = median_round_seconds(benchmark)
+    overhead = min(1.0, max(0.0, 1.0 - busy / wall)) if busy is not None and wall else None
+    return {"device_s": span, "device_busy_s": busy, "host_overhead_fraction": overhead}
 
 
 def median_round_seconds(benchmark: Any) -> float | None:

@@ -24,7 +24,9 @@ from inferperf.hardware import (
     library_versions,
     torch_available,
     torch_build_info,
+    torchao_pairing_record,
 )
+from inferperf.energy import meter_for
 from inferperf.settings import Settings
 
 
@@ -69,7 +71,7 @@ def record_of(config: pytest.Config) -> SessionRecord:
 def machine_record(session: SessionRecord) -> dict[str, Any]:
     """``machine_info["inferperf"]``: versions, hardware, threads and calibration."""
     settings = session.settings
-    devices: list[Device] = ["cpu"] + (["cuda"] if cuda_available() else [])
+    devices: list[Device] = ["cpu", "cuda"] if cuda_available() else ["cpu"]
     calibration = {}
     for device in devices:
         if device in settings.devices:
@@ -90,6 +92,9 @@ def machine_record(session: SessionRecord) -> dict[str, Any]:
         "skipped": list(session.skipped),
         "failed": list(session.failed),
         "isolated": session.isolated,
+        "torchao": torchao_pairing_record(),
+        "energy": {device: meter_for(device).record() for device in devices if device in settings.devices},
+        "price_per_hour_usd": settings.price_per_hour,
     }
 
 

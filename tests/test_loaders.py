@@ -44,3 +44,20 @@ def test_single_source_refuses_batches(corpus_paths):
 
     with pytest.raises(ValueError, match="batch 1"):
         batch_source("single", corpus_paths, 4, ImageProcessorTransform(ToTensor()))
+
+
+def test_tensor_preprocessing_matches_the_image_processor(corpus_paths):
+    """gpu_pre's preprocessing, run on the CPU: the CLIP image processor's resize, crop and normalize."""
+    needs("transformers", "torch")
+    from transformers import CLIPImageProcessor
+
+    from inferperf.data.loaders import ImageProcessorTransform, batch_source, preprocessing_agreement
+
+    processor = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    transform = ImageProcessorTransform(processor)
+    agreement = preprocessing_agreement(corpus_paths[:6], transform, "cpu")
+    # Pillow's and torchvision's bicubic kernels differ by a few levels at most (pixels are in std units, ~1/0.27 per 255)
+    assert agreement["pixel_mean_abs_diff"] < 0.05 and agreement["images"] == 6
+    source = batch_source("tensor_pre", corpus_paths, 4, transform, device="cpu")
+    shapes = [tuple(batch.shape) for batch in source()]
+    assert shapes == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]

@@ -11,7 +11,7 @@ the external source ends its epoch with a smaller batch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class EncodedBatches:
 def _build(recipe: Recipe, stage_device: StageDevice, reader: ReaderKind, paths: Sequence[Path], batch: int, threads: int):
     from nvidia.dali import fn, pipeline_def, types
 
-    @pipeline_def(batch_size=batch, num_threads=threads, device_id=0 if stage_device == "gpu" else None)
+    @pipeline_def(batch_size=batch, num_threads=threads, device_id=0 if stage_device == "gpu" else None)  # type: ignore[arg-type]
     def preprocess():
         if reader == "file":
             jpegs, labels = fn.readers.file(
@@ -104,7 +104,7 @@ class DaliPipeline:
 
         self.count = len(paths)
         self.pipe = _build(recipe, stage_device, reader, paths, batch, threads)
-        common = dict(last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
+        common: dict[str, Any] = dict(last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
         if reader == "file":
             self.iterator = DALIGenericIterator([self.pipe], ["images", "labels"], reader_name=READER_NAME, **common)
         else:

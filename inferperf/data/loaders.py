@@ -1,21 +1,24 @@
 """Ways to turn a list of JPEG paths into model-ready batches: the batching technique's variants.
 
-Every source decodes with Pillow and preprocesses with the same function, so the variants
+The CPU sources decode with Pillow and preprocess with the model's own image processor, so they
 differ only in how work is grouped (one image, manual slices, a DataLoader with or without
-worker processes), which is what the batching benchmark compares.
+worker processes). ``tensor_pre`` does the same preprocessing on tensors instead — batched
+``decode_jpeg`` (nvJPEG on CUDA), resize, crop and normalize on the device — so batching can be
+measured where preprocessing is not the bottleneck; its agreement with the image processor is
+recorded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-SourceKind = Literal["single", "manual", "loader"]
+from inferperf.data.sources import SourceKind  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,47 @@ def make_loader(
 
 
 @dataclass(frozen=True)
+class TensorPreprocess:
+    """The image processor's resize (shortest edge, bicubic), center crop, rescale and normalize, on tensors.
+
+    Read from the processor itself, so it follows whatever checkpoint is loaded.
+    """
+
+    shortest_edge: int
+    crop: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: str
+
+    @classmethod
+    def of(cls, processor: Any, device: str) -> "TensorPreprocess":
+        size = processor.size.get("shortest_edge") or min(processor.size.values())
+        crop = processor.crop_size
+        return cls(int(size), int(crop["height"]), tuple(processor.image_mean), tuple(processor.image_std), device)
+
+    def __call__(self, images: list[torch.Tensor]) -> torch.Tensor:
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
+        resized = [
+            F.center_crop(F.resize(image, self.shortest_edge, interpolation=InterpolationMode.BICUBIC, antialias=True), self.crop)
+            for image in images
+        ]
+        batch = torch.stack(resized).float().div_(255.0)
+        mean = torch.tensor(self.mean, device=batch.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=batch.device).view(1, -1, 1, 1)
+        return (batch - mean) / std
+
+    def batches(self, paths: Sequence[Path], batch: int) -> Iterator[torch.Tensor]:
+        """Per batch: read the files, decode them together (nvJPEG on CUDA), preprocess on the device."""
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+        for start in range(0, len(paths), batch):
+            data = [read_file(str(p)) for p in paths[start : start + batch]]
+            yield self(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+
+
+@dataclass(frozen=True)
 class BatchSource:
     """A re-iterable source of batches: one full pass over the paths per call."""
 
@@ -92,12 +136,16 @@ class BatchSource:
     batch: int
     transform: ImageProcessorTransform
     loader: DataLoader | None = None
+    tensor_pre: TensorPreprocess | None = None
 
     def __call__(self) -> Iterator[torch.Tensor]:
         if self.kind == "single":
             return single_images(self.paths, self.transform)
         if self.kind == "manual":
             return manual_batches(self.paths, self.batch, self.transform)
+        if self.kind == "tensor_pre":
+            assert self.tensor_pre is not None
+            return self.tensor_pre.batches(self.paths, self.batch)
         assert self.loader is not None
         return iter(self.loader)
 
@@ -116,8 +164,18 @@ def batch_source(
     *,
     workers: int = 0,
     pin_memory: bool = False,
+    device: str = "cpu",
 ) -> BatchSource:
     if kind == "single" and batch != 1:
         raise ValueError(f"the single-image source has batch 1, got {batch}")
     loader = make_loader(paths, batch, workers, transform, pin_memory) if kind == "loader" else None
-    return BatchSource(kind, tuple(paths), batch, transform, loader)
+    tensor_pre = TensorPreprocess.of(transform.processor, device) if kind == "tensor_pre" else None
+    return BatchSource(kind, tuple(paths), batch, transform, loader, tensor_pre)
+
+
+def preprocessing_agreement(paths: Sequence[Path], transform: ImageProcessorTransform, device: str) -> dict[str, float | int]:
+    """How far ``tensor_pre`` on ``device`` is from the image processor on the same images (pixel values)."""
+    reference = transform.batch([decode(p) for p in paths])
+    candidate = next(TensorPreprocess.of(transform.processor, device).batches(paths, len(paths))).float().cpu()
+    difference = (reference - candidate).abs()
+    return {"pixel_mean_abs_diff": difference.mean().item(), "pixel_max_abs_diff": difference.max().item(), "images": len(paths)}

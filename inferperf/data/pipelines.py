@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 from inferperf.cases import Device
-from inferperf.data.preprocess import Pipeline, Recipe
+from inferperf.data.recipes import Recipe
+
+if TYPE_CHECKING:  # the engines import torch; the registry must not
+    from inferperf.data.preprocess import Pipeline
 
 Engine = Literal["pillow", "torchvision", "dali"]
 
@@ -55,7 +58,7 @@ PIPELINES: dict[str, PipelineSpec] = {
 REFERENCE = "pillow_w0"
 
 
-def build_pipeline(spec: PipelineSpec, paths: Sequence[Path], recipe: Recipe, batch: int, threads: int) -> Pipeline:
+def build_pipeline(spec: PipelineSpec, paths: Sequence[Path], recipe: Recipe, batch: int, threads: int) -> "Pipeline":
     if spec.engine == "pillow":
         from inferperf.data.preprocess import PillowLoader
 

@@ -14,50 +14,15 @@ partial, each image exactly once.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from inferperf.text import first_line
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-RecipeName = Literal["resize240", "imagenet224"]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: RecipeName
-    #: exact output size (square) when the aspect ratio is not kept
-    exact: int | None = None
-    #: resize the shorter side to this, then center-crop ``crop``
-    shorter: int | None = None
-    crop: int | None = None
-    normalize: bool = False
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32 if self.normalize else torch.uint8
-
-    @property
-    def dtype_name(self) -> str:
-        return "fp32" if self.normalize else "uint8"
-
-    @property
-    def out_size(self) -> int:
-        size = self.exact or self.crop
-        assert size is not None
-        return size
-
-
-RECIPES: dict[RecipeName, Recipe] = {
-    "resize240": Recipe("resize240", exact=240),
-    "imagenet224": Recipe("imagenet224", shorter=256, crop=224, normalize=True),
-}
+from inferperf.data.recipes import IMAGENET_MEAN, IMAGENET_STD, RECIPES, Recipe, RecipeName  # noqa: F401 - used by the engines
 
 
 class Pipeline(Protocol):

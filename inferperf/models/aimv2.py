@@ -16,7 +16,7 @@ import torch
 
 from inferperf.models.tokenizers import features, text_features, word_tokenizer
 
-#: the seed's four text queries (SEEDS.md §5)
+#: the seed's four text queries (docs/experiments.md#5)
 QUERIES: tuple[str, ...] = ("cola can", "pepsi can", "sprite can", "fanta can")
 
 
@@ -74,7 +74,7 @@ class CropScorer:
         return self.processor(images=crops, return_tensors="pt")["pixel_values"]
 
     def embed(self, model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        image = features(model.get_image_features(pixel_values=pixel_values))
+        image = features(model.get_image_features(pixel_values=pixel_values))  # type: ignore[operator]
         return image / image.norm(dim=-1, keepdim=True)
 
     def scores(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from inferperf.data.loaders import ImageProcessorTransform
+
+if TYPE_CHECKING:
+    import torch
 from inferperf.models.tokenizers import features, text_features, word_tokenizer
 
-#: the seed's three zero-shot labels (SEEDS.md §1)
+#: the seed's three zero-shot labels (docs/experiments.md#1)
 LABELS: tuple[str, ...] = ("bench press", "squat", "deadlift")
 
 
@@ -96,7 +99,7 @@ class ZeroShotClassifier:
         self.params = sum(p.numel() for p in self.model.parameters())
         self.image_size = int(self.model.config.vision_config.image_size)
 
-    def classify(self, pixel_values: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Label probabilities, shape (batch, labels)."""
         image = features(self.model.get_image_features(pixel_values=pixel_values.to(self.device, non_blocking=True)))
         image = image / image.norm(dim=-1, keepdim=True)

@@ -1,4 +1,4 @@
-"""The seed's small CNN (SEEDS.md §2): 240x240 RGB in, two classes out."""
+"""The seed's small CNN (docs/experiments.md#2): 240x240 RGB in, two classes out."""
 
 from __future__ import annotations
 

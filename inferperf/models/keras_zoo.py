@@ -10,25 +10,12 @@ need 12-24 GB of memory, through the traced signature 2-3 GB.
 from __future__ import annotations
 
 import time
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
-#: key -> (keras.applications constructor, native input size); the seed's 13 models
-KERAS_ZOO: dict[str, tuple[str, int]] = {
-    "vgg16": ("VGG16", 224),
-    "mobilenetv2": ("MobileNetV2", 224),
-    "resnet50": ("ResNet50", 224),
-    "inceptionv3": ("InceptionV3", 299),
-    "xception": ("Xception", 299),
-    "efficientnetb0": ("EfficientNetB0", 224),
-    "efficientnetb1": ("EfficientNetB1", 240),
-    "efficientnetb2": ("EfficientNetB2", 260),
-    "efficientnetb3": ("EfficientNetB3", 300),
-    "efficientnetb4": ("EfficientNetB4", 380),
-    "efficientnetb5": ("EfficientNetB5", 456),
-    "efficientnetb6": ("EfficientNetB6", 528),
-    "efficientnetb7": ("EfficientNetB7", 600),
-}
+from inferperf.models.zoo_specs import ZOO
+
 
 
 def import_tensorflow(threads: int | None = None):
@@ -71,7 +58,8 @@ def export_keras(key: str, directory: Path, seed: int = 0) -> ExportedKeras:
     tf = import_tensorflow()
     import keras
 
-    constructor, size = KERAS_ZOO[key]
+    spec = ZOO[key]
+    constructor, size = spec.keras, spec.image_size
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     model = getattr(keras.applications, constructor)(weights=None, input_shape=(size, size, 3))
@@ -103,5 +91,5 @@ class LocalSavedModel:
         self.signature = self.loaded.signatures["serving_default"]
         self.load_s = time.perf_counter() - started
 
-    def __call__(self, images) -> "numpy.ndarray":  # noqa: F821 - uint8 (N, S, S, 3) -> classes (N,)
+    def __call__(self, images: Any) -> Any:  # uint8 (N, S, S, 3) -> classes (N,), numpy
         return self.signature(images=self._tf.constant(images))["classes"].numpy()

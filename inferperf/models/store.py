@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Hashable, Literal, MutableMapping, TypeVar
 
 from inferperf.measure import ModelFacts
 
@@ -88,3 +88,13 @@ class CheckpointStore:
 
 def directory_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and p.name != BUILD_RECORD)
+
+
+T = TypeVar("T")
+
+
+def cached(cache: MutableMapping[Hashable, Any], key: Hashable, build: Callable[[], T]) -> T:
+    """``cache[key]``, built by ``build()`` the first time: each model is loaded once per module."""
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]

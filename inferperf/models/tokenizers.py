@@ -6,6 +6,11 @@ their text queries, saved with ``save_pretrained`` and loaded back with ``AutoTo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 from typing import Iterable
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -29,13 +34,13 @@ def word_tokenizer(texts: Iterable[str]):  # -> transformers.PreTrainedTokenizer
     )
 
 
-def features(output) -> "torch.Tensor":  # noqa: F821
+def features(output) -> torch.Tensor:
     """Embeddings from ``get_image_features``/``get_text_features``: a tensor in transformers 4,
     an output whose ``pooler_output`` holds them in transformers 5."""
     return output if hasattr(output, "norm") else output.pooler_output
 
 
-def text_features(model, directory, texts, device: str) -> "torch.Tensor":  # noqa: F821
+def text_features(model, directory, texts, device: str) -> torch.Tensor:
     """Normalized text embeddings of ``texts`` with the tokenizer saved in ``directory`` (computed once)."""
     import torch
     from transformers import AutoTokenizer

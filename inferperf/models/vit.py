@@ -31,7 +31,7 @@ def save_random_timm(architecture: str, directory: Path, seed: int = 0) -> int:
     model = timm.create_model(architecture, pretrained=False).eval()
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / WEIGHTS_FILE))
-    config = {"architecture": architecture, "num_classes": model.num_classes, "pretrained_cfg": dict(model.pretrained_cfg)}
+    config = {"architecture": architecture, "num_classes": model.num_classes, "pretrained_cfg": dict(model.pretrained_cfg)}  # type: ignore[arg-type]
     (directory / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
     return sum(p.numel() for p in model.parameters())
 

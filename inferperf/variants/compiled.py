@@ -1,15 +1,25 @@
-"""Today's methods: torch.compile, low precision, torch.export + AOTInductor, torchao int8."""
+"""Today's methods: torch.compile, low precision, torch.export + AOTInductor, torchao int8/float8.
+
+Compiled rungs record what the compiler did (``extra_info.compile``: graphs, graph breaks and
+their reasons, recompilations), so a slow compiled rung says why. On CUDA, AOTInductor's package
+is first loaded and run in a probe process: ``aoti_load_package`` segfaulted on an H100 (torch 2.11,
+CUDA 13) and took the whole session with it; a crash in the probe is a skip with the reason.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from inferperf.text import error_line
-from inferperf.variants import (
+from inferperf.variants.prepared import (
     Prepared,
     RungUnavailable,
     Stopwatch,
@@ -17,11 +27,45 @@ from inferperf.variants import (
     file_bytes,
     state_dict_bytes,
 )
-from inferperf.variants.quantize import torchao_int8_dynamic
+from inferperf.variants.quantize import torchao_float8, torchao_int8
+
+#: where the AOTInductor load probe runs: "cuda" (where it crashed), "always" or "never"
+AOTI_PROBE_ENV = "INFERPERF_AOTI_PROBE"
+AOTI_PROBE_TIMEOUT_S = 300.0
+
+_AOTI_PROBE = """
+import sys, torch
+from torch._inductor import aoti_load_package
+runner = aoti_load_package(sys.argv[1])
+example = torch.load(sys.argv[2]).to(sys.argv[3])
+with torch.inference_mode():
+    runner(example)
+if sys.argv[3] == "cuda":
+    torch.cuda.synchronize()
+print("aoti probe ok")
+"""
 
 
-def _compile(model: nn.Module, example: torch.Tensor, warned: list[str]):
+def compile_counters() -> dict[str, object]:
+    """What torch._dynamo counted since the last reset: graphs, graph breaks (with reasons), recompilations."""
+    from torch._dynamo.utils import counters
+
+    breaks: Mapping[str, int] = counters.get("graph_break", {})
+    stats: Mapping[str, int] = counters.get("stats", {})
+    return {
+        "graphs": int(stats.get("unique_graphs", 0)),
+        "graph_breaks": int(sum(breaks.values())),
+        "break_reasons": [str(reason)[:160] for reason, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:3]],
+        "recompiles": int(sum(counters.get("recompiles", {}).values())),
+        "frames_compiled": int(stats.get("calls_captured", 0)),
+    }
+
+
+def _compile(model: nn.Module, example: torch.Tensor, warned: list[str], notes: dict[str, object]):
     """Compile and run once: compilation happens at the first call, so it is set-up, not timing."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     with captured_warnings(warned):
         compiled = torch.compile(model)
         try:
@@ -29,13 +73,14 @@ def _compile(model: nn.Module, example: torch.Tensor, warned: list[str]):
                 compiled(example)
         except Exception as exc:  # inductor needs a working C++ compiler on CPU, Triton on CUDA
             raise RungUnavailable(f"torch.compile failed: {error_line(exc)}") from None
+    notes["compile"] = compile_counters()
     return compiled
 
 
 def prepare_compile(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
-    compiled = _compile(model, example, warned)
-    return Prepared(compiled, state_dict_bytes(model, workdir / "state.pt"), clock.seconds(), warnings=warned)
+    clock, warned, notes = Stopwatch(), list[str](), dict[str, object]()
+    compiled = _compile(model, example, warned, notes)
+    return Prepared(compiled, state_dict_bytes(model, workdir / "state.pt"), clock.seconds(), warnings=warned, notes=notes)
 
 
 def _low_precision(dtype: torch.dtype):
@@ -51,9 +96,44 @@ prepare_bf16 = _low_precision(torch.bfloat16)
 prepare_fp16 = _low_precision(torch.float16)
 
 
+def probe_aoti_load(package: Path, example: torch.Tensor, device: str, workdir: Path) -> None:
+    """Load and run the package in a child process first; ``RungUnavailable`` if that child crashes.
+
+    ``aoti_load_package`` runs native code that can segfault; in a probe it costs a process, in
+    this session it would cost every result not yet written.
+    """
+    from inferperf.isolation import crash_site, last_lines, signal_name
+
+    example_file = workdir / "probe-example.pt"
+    torch.save(example.detach().cpu(), example_file)
+    log = workdir / "aoti-probe.log"
+    with open(log, "wb") as fh:
+        try:
+            code = subprocess.run(
+                [sys.executable, "-X", "faulthandler", "-c", _AOTI_PROBE, str(package), str(example_file), device],
+                stdout=fh, stderr=subprocess.STDOUT, timeout=AOTI_PROBE_TIMEOUT_S,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            raise RungUnavailable(f"aoti_load_package did not return within {AOTI_PROBE_TIMEOUT_S:g} s in a probe process") from None
+    if code == 0:
+        return
+    lines = last_lines(log)
+    how = f"died by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    site = crash_site(lines) or (lines[-1] if lines else "")
+    raise RungUnavailable(
+        f"aoti_load_package {how} in a probe process (torch {torch.__version__}, CUDA {torch.version.cuda}): "
+        f"{site}; skipped rather than crash the session"
+    )
+
+
+def _probe_wanted(device: str) -> bool:
+    setting = os.environ.get(AOTI_PROBE_ENV, "cuda")
+    return setting == "always" or (setting == "cuda" and device == "cuda")
+
+
 def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
     """torch.export, then AOTInductor compiles the graph into a package loaded without Python tracing."""
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     try:
         from torch._inductor import aoti_compile_and_package, aoti_load_package
     except ImportError as exc:
@@ -62,22 +142,34 @@ def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device:
         try:
             exported = torch.export.export(model, (example,))
             package = aoti_compile_and_package(exported, package_path=str(workdir / "model.pt2"))
-            runner = aoti_load_package(package)
         except Exception as exc:
             raise RungUnavailable(f"torch.export + AOTInductor failed: {error_line(exc)}") from None
-    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned)
+        if _probe_wanted(device):
+            probe_aoti_load(Path(package), example, device, workdir)
+        try:
+            runner = aoti_load_package(package)
+        except Exception as exc:
+            raise RungUnavailable(f"aoti_load_package failed: {error_line(exc)}") from None
+    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": _probe_wanted(device)})
 
 
 def prepare_ao_int8(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     with captured_warnings(warned):
-        quantized = torchao_int8_dynamic(model)
-    return Prepared(quantized, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned)
+        quantized, config = torchao_int8(model, device, compiled=False)
+    return Prepared(quantized, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes={"quant_config": config})
 
 
 def prepare_ao_int8_compile(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned, notes = Stopwatch(), list[str](), dict[str, object]()
     with captured_warnings(warned):
-        quantized = torchao_int8_dynamic(model)
-    compiled = _compile(quantized, example, warned)
-    return Prepared(compiled, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned)
+        quantized, notes["quant_config"] = torchao_int8(model, device, compiled=True)
+    compiled = _compile(quantized, example, warned, notes)
+    return Prepared(compiled, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes=notes)
+
+
+def prepare_ao_fp8(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
+    clock, warned = Stopwatch(), list[str]()
+    with captured_warnings(warned):
+        quantized, config = torchao_float8(model, device)
+    return Prepared(quantized, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes={"quant_config": config})

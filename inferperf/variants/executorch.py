@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from inferperf.text import error_line
-from inferperf.variants import (
+from inferperf.variants.prepared import (
     Prepared,
     RungUnavailable,
     Stopwatch,
@@ -24,7 +24,7 @@ NOT_INSTALLED = (
 
 
 def prepare_executorch(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     try:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
             XnnpackPartitioner,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from inferperf.text import error_line
-from inferperf.variants import (
+from inferperf.variants.prepared import (
     Prepared,
     RungUnavailable,
     Stopwatch,
@@ -51,13 +51,13 @@ def _session(path: Path, device: str):
 
 
 def prepare_ort(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     path = export_onnx(model, example, workdir / "model.onnx", warned)
     return Prepared(_session(path, device), file_bytes(path), clock.seconds(), warnings=warned)
 
 
 def prepare_ort_qdyn(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     fp32 = export_onnx(model, example, workdir / "model.onnx", warned)
     quantized = workdir / "model.qdyn.onnx"
     with captured_warnings(warned):

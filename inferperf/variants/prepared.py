@@ -1,4 +1,4 @@
-"""How a model is transformed for deployment: script, quantize, compile, export, ORT, ExecuTorch.
+"""What every transformation returns, and the helpers they share (imports torch).
 
 Each transformation returns a ``Prepared`` model: a callable from an input batch (on the
 variant's device) to output logits, the size of its saved artefact and the set-up time, which

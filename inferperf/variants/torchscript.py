@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from inferperf.text import error_line
-from inferperf.variants import (
+from inferperf.variants.prepared import (
     Prepared,
     RungUnavailable,
     Stopwatch,
@@ -31,7 +31,7 @@ def _scripted(model: nn.Module, path: Path, warned: list[str]) -> torch.jit.Scri
 
 
 def prepare_script(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     path = workdir / "scripted.pt"
     scripted = _scripted(model, path, warned)
     return Prepared(scripted, file_bytes(path), clock.seconds(), warnings=warned)
@@ -45,7 +45,7 @@ def _quantized_scripted(model: nn.Module, workdir: Path, warned: list[str]) -> t
 
 
 def prepare_qdyn_script(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     scripted, path = _quantized_scripted(model, workdir, warned)
     return Prepared(scripted, file_bytes(path), clock.seconds(), warnings=warned, notes={"quantized_engine": "x86"})
 
@@ -72,7 +72,7 @@ def _mobile_optimized(model: nn.Module, workdir: Path, warned: list[str]):
 
 
 def prepare_mobile(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     optimized = _mobile_optimized(model, workdir, warned)
     path = workdir / "mobile.pt"
     torch.jit.save(optimized, str(path))
@@ -83,7 +83,7 @@ def prepare_mobile(model: nn.Module, example: torch.Tensor, workdir: Path, devic
 def prepare_lite(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
     """Saved for the lite interpreter and reloaded. The seed saved its mobile-optimized model;
     where optimize_for_mobile is unavailable the dynamic-int8 scripted model is used (recorded)."""
-    clock, warned = Stopwatch(), []
+    clock, warned = Stopwatch(), list[str]()
     try:
         source, source_name = _mobile_optimized(model, workdir, warned), "qdyn_mobile"
     except RungUnavailable:
