@@ -65,6 +65,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--warmup-rounds", type=int, default=None, help="untimed warm-up rounds per benchmark (overrides the tier)"
     )
     group.addoption(
+        "--price-per-hour",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="what this machine costs per hour: adds cost_per_million_items_usd to every case",
+    )
+    group.addoption(
         "--isolate",
         action="store_true",
         help="run every case in a fresh child process: a crash, an odd exit or --case-timeout fails that case only",
@@ -109,6 +116,9 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--case-timeout: expected seconds > 0, got {timeout}")
     if timeout is not None and not config.getoption("--isolate"):
         raise pytest.UsageError("--case-timeout needs --isolate: only a case in its own process can be stopped")
+    price = config.getoption("--price-per-hour")
+    if price is not None and not (math.isfinite(price) and price >= 0):
+        raise pytest.UsageError(f"--price-per-hour: expected a price in USD >= 0, got {price}")
     served_url = config.getoption("--served-url")
     if served_url:
         from inferperf.serving.server import parse_served_url
@@ -125,6 +135,7 @@ def _settings(config: pytest.Config) -> Settings:
         weights_dir=weights.resolve() if weights else None,
         rounds=config.getoption("--rounds"),
         warmup_rounds=config.getoption("--warmup-rounds"),
+        price_per_hour=price,
     )
 
 

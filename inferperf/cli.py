@@ -8,6 +8,7 @@ the traceback with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -103,6 +104,7 @@ def _write(outputs: Any, destination: str, text: str, option: str) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     from inferperf.analysis.compare import (
+        ONE_RUN_PER_SIDE,
         calibrated_view,
         compare_runs,
         machine_differences,
@@ -124,6 +126,12 @@ def _compare(args: argparse.Namespace) -> int:
 
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
     select = _select(args.k)
+    if args.base or args.candidate:
+        return _compare_groups(args, thresholds, select)
+    if args.paired:
+        raise UsageError("--paired needs --base and --candidate")
+    if not args.runs:
+        raise UsageError("give the runs to compare, or --base FILES --candidate FILES")
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
     loaded = load_runs(args.runs, labels)
     if len(loaded.runs) < 2:
@@ -131,7 +139,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError(f"compare needs at least two runs; found {len(loaded.runs)} in {found}")
     if not any(select(c) for run in loaded.runs for c in run.benchmarks):
         raise UsageError(f"no case in the runs matches -k {args.k!r}")
-    comparisons = compare_runs(loaded.runs, thresholds, select)
+    comparisons = compare_runs(loaded.runs, thresholds, select, exclude_contended=args.exclude_contended)
     if args.fail_on_regression:
         # a gate that compared nothing must not pass: a typo in -k, an empty or foreign contender
         for contender in loaded.runs[1:]:
@@ -162,6 +170,7 @@ def _compare(args: argparse.Namespace) -> int:
             outputs.check(Path(getattr(args, name)), f"--{name}")
     if not to_stdout:
         sys.stdout.write(render_text(report))
+        print(f"note: {ONE_RUN_PER_SIDE}", file=sys.stderr)
     for name, render in renderers.items():
         destination = getattr(args, name)
         if destination:
@@ -170,6 +179,42 @@ def _compare(args: argparse.Namespace) -> int:
         for path in write_pngs(report, args.png, outputs):
             print(f"wrote {path}", file=sys.stderr)
     if args.fail_on_regression and slower_cases(comparisons):
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[[str], bool]) -> int:
+    """``compare --base FILES --candidate FILES``: several runs per side, judged as ``inferperf ab`` judges."""
+    from inferperf import ab
+    from inferperf.analysis.load import load_runs
+    from inferperf.analysis.output import Outputs
+
+    if args.runs:
+        raise UsageError("give the runs either as arguments or with --base/--candidate, not both")
+    if not (args.base and args.candidate):
+        raise UsageError("--base and --candidate go together")
+    base, candidate = load_runs(args.base), load_runs(args.candidate)
+    for line in base.skipped + candidate.skipped:
+        print(line, file=sys.stderr)
+    if args.paired:
+        if len(base.runs) != len(candidate.runs):
+            raise UsageError(f"--paired: {len(base.runs)} base runs and {len(candidate.runs)} candidate runs; pairs need equal counts")
+        blocks = [(i, b, c) for i, (b, c) in enumerate(zip(base.runs, candidate.runs), start=1)]
+        results = ab.judge(blocks, thresholds, select=select, exclude_contended=args.exclude_contended)
+    else:
+        results = ab.judge_groups(base.runs, candidate.runs, thresholds, select=select, exclude_contended=args.exclude_contended)
+    if not any(r.estimate is not None for r in results):
+        raise UsageError("nothing was compared: no case has at least two runs on each side" + (f" matching -k {args.k!r}" if args.k else ""))
+    design = "paired blocks, in the order given" if args.paired else "unpaired groups (label permutation test)"
+    table = ab.results_table(results)
+    summary = ab.verdict_summary(results, thresholds).replace("paired sign-flip test per case over interleaved blocks", design)
+    sys.stdout.write(table.text() + "\n\n" + summary + "\n")
+    outputs = Outputs([*base.inputs, *candidate.inputs])
+    if args.markdown:
+        _write(outputs, args.markdown, f"### inferperf compare\n\n{summary}\n\n{table.markdown()}\n", "--markdown")
+    if args.json:
+        _write(outputs, args.json, ab.results_json(results, None, thresholds), "--json")
+    if args.fail_on_regression and any(r.verdict == "slower" for r in results):
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -197,6 +242,24 @@ def _detection_power(args: argparse.Namespace) -> int:
     outputs = Outputs()
     if args.markdown:
         outputs.check(Path(args.markdown), "--markdown")
+    if args.ab:
+        from inferperf import ab
+        from inferperf.analysis.settings import Thresholds
+
+        thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha)
+        slowdowns = [s for s in args.slowdowns if s > 0] if args.slowdowns else []
+        slowdown = slowdowns[0] if slowdowns else 0.05
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        rows, folder, process_s = ab.power_experiment(
+            args.pool, slowdown, [int(b) for b in args.blocks], args.trials, thresholds, args.store, seed,
+            progress=lambda line: print(f"inferperf detection-power: {line}", file=sys.stderr, flush=True),
+        )
+        text = ab.power_table(rows, slowdown, thresholds, process_s)
+        text += f"\n(trials are random subsets of {args.pool} A/A and {args.pool} A/B blocks kept in {folder}; seed {seed})\n"
+        sys.stdout.write(text)
+        if args.markdown:
+            _write(outputs, args.markdown, text, "--markdown")
+        return EXIT_OK
     trials = run_trials(
         numpy_workload(),
         rounds_options=args.rounds,
@@ -228,7 +291,9 @@ def _history(args: argparse.Namespace) -> int:
         outputs.check_folder(args.output, "--output")
     for line in skipped:
         print(line, file=sys.stderr)
-    all_series = [s for machine, runs in sorted(per_machine.items()) for s in build_series(machine, runs, settings, select)]
+    all_series = [
+        s for machine, runs in sorted(per_machine.items()) for s in build_series(machine, runs, settings, select, args.exclude_contended)
+    ]
     if not all_series:
         raise UsageError(f"no cases in {shown(args.results)} match -k {args.k!r}")
     sys.stdout.write(summary_text(all_series))
@@ -293,6 +358,103 @@ def _recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ab(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from inferperf import ab
+    from inferperf.analysis.load import shown
+    from inferperf.analysis.output import Outputs
+    from inferperf.analysis.settings import Thresholds
+
+    thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
+    select = _select(args.k)
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    outputs = Outputs()
+    for option in ("markdown", "json"):
+        if getattr(args, option) not in (None, "-"):
+            outputs.check(Path(getattr(args, option)), f"--{option}")
+    design = None
+    if args.analyse is not None:
+        folder = args.analyse
+        if not (folder / "base").is_dir() or not (folder / "candidate").is_dir():
+            raise UsageError(f"--analyse {shown(folder)}: not an inferperf ab folder (no base/ and candidate/)")
+    else:
+        if not args.base:
+            raise UsageError("--base is required (or --analyse DIR)")
+        if not args.aa and not args.candidate:
+            raise UsageError("--candidate is required (or --aa: the base side against itself)")
+        if args.until_decided and args.max_blocks is None:
+            raise UsageError("--until-decided needs --max-blocks")
+        blocks = args.max_blocks if args.until_decided else args.blocks
+        repo = Path.cwd()
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        with tempfile.TemporaryDirectory(prefix="inferperf-ab-") as scratch:
+            sides: dict[ab.SideName, ab.Side] = {}
+            try:
+                for name in ab.SIDES:
+                    spec = args.base if (name == "base" or args.aa) else args.candidate
+                    own = "base" if args.aa else name
+                    sides[name] = ab.resolve_side(
+                        name, spec, python=getattr(args, f"{own}_python"),
+                        env=ab.parse_env(getattr(args, f"{own}_env") or [], f"--{own}-env"),
+                        args=getattr(args, f"{own}_args"), repo=repo, scratch=Path(scratch),
+                    )
+                folder = ab.new_run_folder(args.store)
+                design = ab.Design(
+                    started=folder.name, seed=seed, blocks_planned=blocks, pytest_args=pytest_args, aa=args.aa,
+                    sides={n: {"spec": s.spec, "directory": str(s.directory), "commit": s.commit, "python": s.python,
+                               "env": dict(s.env), "args": list(s.args)} for n, s in sides.items()},
+                )
+                design.save(folder)
+                print(f"inferperf ab: {blocks} blocks, seed {seed}, runs kept in {shown(folder)}", file=sys.stderr)
+                looks = ab.look_schedule(blocks) if args.until_decided else []
+                decided = ab.decide_early(folder, thresholds, looks, select, args.exclude_contended) if args.until_decided else None
+                ab.run_blocks(
+                    sides, pytest_args, folder, design, blocks=blocks, decided=decided, looks=looks,
+                    progress=lambda line: print(f"inferperf ab: {line}", file=sys.stderr, flush=True),
+                )
+            finally:
+                for side in sides.values():
+                    ab.remove_side(side, repo)
+    blocks_run, skipped = ab.load_blocks(folder)
+    for line in skipped:
+        print(f"inferperf ab: {line}", file=sys.stderr)
+    if len(blocks_run) < 2:
+        raise UsageError(f"{shown(folder)}: fewer than 2 complete blocks to compare (see the runs' .log files)")
+    noise = {} if args.aa else ab.load_noise_profile(args.store, blocks_run[0][1])
+    results = ab.judge(blocks_run, thresholds, select=select, exclude_contended=args.exclude_contended, noise=noise)
+    if not results:
+        raise UsageError("nothing was compared: no case ran on both sides" + (f" matching -k {args.k!r}" if args.k else ""))
+    table = ab.results_table(results)
+    summary = ab.verdict_summary(results, thresholds)
+    sys.stdout.write(table.text() + "\n\n" + summary + "\n")
+    needed = [r.needed_blocks for r in results if r.needed_blocks]
+    if needed and len(blocks_run) < max(needed):
+        print(
+            f"inferperf ab: warning: {len(blocks_run)} blocks are too few for this machine: its A/A noise needs about "
+            f"{max(needed)} blocks to detect {thresholds.min_change:.0%} at 95% power (--blocks {max(needed)})",
+            file=sys.stderr,
+        )
+    if args.aa:
+        path = ab.save_noise_profile(args.store, blocks_run, results, pytest_args)
+        for r in results:
+            if r.estimate is not None:
+                from inferperf.analysis.abstats import blocks_needed
+
+                n = blocks_needed(r.estimate.sigma, min_change=thresholds.min_change, alpha=thresholds.alpha)
+                print(f"inferperf ab: {r.case_id}: block-to-block sigma {r.estimate.sigma:.4f}; about {n} blocks detect {thresholds.min_change:.0%} at 95% power", file=sys.stderr)
+        print(f"inferperf ab: noise profile saved to {shown(path)}", file=sys.stderr)
+    if args.markdown:
+        _write(outputs, args.markdown, f"### inferperf ab\n\n{summary}\n\n{table.markdown()}\n", "--markdown")
+    if args.json:
+        _write(outputs, args.json, ab.results_json(results, design, thresholds), "--json")
+    if args.fail_on_regression and any(r.verdict == "slower" for r in results):
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------
 # The parser
 
@@ -326,7 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", "compare runs case by case (the first run is the base), across machines or nights",
         "Compare pytest-benchmark runs: the first is the base, each other run a contender.",
     )
-    compare.add_argument("runs", nargs="+", type=Path, help="JSON files or storage folders (searched for *.json)")
+    compare.add_argument("runs", nargs="*", type=Path, help="JSON files or storage folders (searched for *.json)")
+    compare.add_argument("--base", nargs="+", type=Path, metavar="RUN", help="several runs of the base side (files or folders)")
+    compare.add_argument("--candidate", nargs="+", type=Path, metavar="RUN", help="several runs of the candidate side")
+    compare.add_argument("--paired", action="store_true", help="with --base/--candidate: the i-th runs of each side were interleaved (a block)")
+    compare.add_argument("--exclude-contended", action="store_true", help="leave out cases that ran under contention")
     compare.add_argument(
         "--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE,
         help=f"minimum relative change for a verdict of faster/slower (default {DEFAULT_MIN_CHANGE})",
@@ -364,6 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help="as for compare")
     power.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help="as for compare")
     power.add_argument("--markdown", metavar="PATH", help="also write the table to PATH")
+    power.add_argument(
+        "--ab", action="store_true",
+        help="measure the inferperf ab design itself: real fresh pytest processes in interleaved blocks",
+    )
+    power.add_argument("--pool", type=_count(4), default=200, help="with --ab: A/A blocks and A/B blocks to run (default 200 each)")
+    power.add_argument("--blocks", type=_number_list(int, 2, "10,20,40"), default=[10, 20, 30, 40], help="with --ab: blocks per verdict to try (default 10,20,30,40)")
+    power.add_argument("--store", type=Path, default=Path(".ab"), help="with --ab: where the runs are kept (default .ab/)")
+    power.add_argument("--seed", type=int, help="with --ab: seed of the block orders and trial subsets")
     power.set_defaults(handler=_detection_power)
 
     history = command(
@@ -383,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="write the site here: index.html, a page and a Markdown summary per machine, trend PNGs"
     )
     history.add_argument("--no-plots", action="store_true", help="with --output: skip the PNGs")
+    history.add_argument("--exclude-contended", action="store_true", help="leave out runs of a case that ran under contention")
     history.add_argument("--markdown", metavar="PATH", help="write the Markdown summary (for an issue or chat); '-' for stdout")
     history.add_argument(
         "--fail-on-regression", action="store_true",
@@ -415,6 +590,37 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="output file (default stdout)")
     export.set_defaults(handler=_export)
 
+    ab_parser = command(
+        "ab", "interleaved A/B runs in fresh processes: did this change make it slower, on a noisy machine?",
+        "Run both sides once per block, in fresh pytest processes, in a seeded random order; keep every run; judge "
+        "each case by its per-block log ratios (paired sign-flip test, two-level bootstrap interval). SIDE is a "
+        "directory (a checkout) or a git ref of the current repository (checked out into a temporary worktree). "
+        "Arguments after -- go to pytest on both sides.",
+    )
+    ab_parser.add_argument("--base", metavar="SIDE", help="the side the candidate is judged against")
+    ab_parser.add_argument("--candidate", metavar="SIDE", help="the side under test")
+    ab_parser.add_argument("--blocks", type=_count(2), default=10, help="blocks to run (default 10)")
+    ab_parser.add_argument("--store", type=Path, default=Path(".ab"), help="where runs and noise profiles are kept (default .ab/)")
+    ab_parser.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help=f"as for compare (default {DEFAULT_MIN_CHANGE})")
+    ab_parser.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help=f"as for compare (default {DEFAULT_ALPHA})")
+    ab_parser.add_argument("--confidence", type=PROBABILITY, default=DEFAULT_CONFIDENCE, help="coverage of the intervals")
+    ab_parser.add_argument("--seed", type=int, help="seed of the block order (default: random, recorded in ab.json)")
+    ab_parser.add_argument("--aa", action="store_true", help="run the base side against itself and store this machine's noise profile")
+    ab_parser.add_argument("--until-decided", action="store_true", help="stop early once every case is decided (needs --max-blocks)")
+    ab_parser.add_argument("--max-blocks", type=_count(5), help="with --until-decided: the most blocks to run")
+    ab_parser.add_argument("--exclude-contended", action="store_true", help="leave out blocks where either side's case was contended")
+    ab_parser.add_argument("-k", metavar="EXPR", help="judge only the cases matching EXPR (as pytest -k)")
+    ab_parser.add_argument("--analyse", type=Path, metavar="DIR", help="judge a stored experiment again instead of running one")
+    ab_parser.add_argument("--markdown", metavar="PATH", help="write the verdicts as Markdown ('-' for stdout)")
+    ab_parser.add_argument("--json", metavar="PATH", help="write the verdicts and the design as JSON ('-' for stdout)")
+    ab_parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any case is slower")
+    for name in ("base", "candidate"):
+        ab_parser.add_argument(f"--{name}-python", metavar="PATH", help=f"interpreter for the {name} side (default: this one)")
+        ab_parser.add_argument(f"--{name}-env", action="append", metavar="KEY=VALUE", help=f"environment for the {name} side (repeatable)")
+        ab_parser.add_argument(f"--{name}-args", metavar="ARGS", help=f"extra pytest arguments for the {name} side, one string")
+    ab_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments of both sides")
+    ab_parser.set_defaults(handler=_ab)
+
     recover = command(
         "recover", "turn a run's journal into pytest-benchmark JSON after a crash",
         "Rebuild the JSON of a run that died (native crash, out-of-memory kill, CI timeout) from the journal written "
@@ -432,11 +638,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors exit 2 (one line), --help and --version exit 0
         return int(exc.code or 0)
+    from inferperf.ab import AbError
     from inferperf.analysis.output import OutputError
 
     try:
         return int(args.handler(args))
-    except (RecordError, UsageError, OutputError, SettingError) as exc:
+    except (RecordError, UsageError, OutputError, SettingError, AbError) as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"inferperf {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

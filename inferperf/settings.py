@@ -48,6 +48,8 @@ class Settings:
     rounds: int | None = None
     warmup_rounds: int | None = None
     served_url: str | None = None
+    #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
+    price_per_hour: float | None = None
 
     def budget(self, per_tier: Mapping[Tier, Budget]) -> Budget:
         """The benchmark's own budget for this tier, with ``--rounds``/``--warmup-rounds`` applied."""

@@ -1,4 +1,4 @@
-"""Technique 1 (SEEDS.md §1): batching an image-text model, end to end.
+"""Technique 1 (docs/experiments.md#1): batching an image-text model, end to end.
 
 Zero-shot CLIP over N real JPEGs: decode, preprocess, image tower, ``softmax(img @ text.T)``.
 Variants: one image per forward (the baseline), manual slicing into batches, and a DataLoader
@@ -7,10 +7,14 @@ over a Dataset that decodes and preprocesses, without and with worker processes.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, replace
+from typing import Literal
+
 import pytest
 
 from inferperf.cases import DEVICES, Case, Device, Tier
-from inferperf.data.loaders import batch_source
+from inferperf.data.sources import SourceKind
 from inferperf.measure import StageClock, Workload, drain
 from inferperf.params import parametrize_cases
 from inferperf.settings import Budget
@@ -26,13 +30,37 @@ IMAGES: dict[tuple[Tier, Device], int] = {
     ("standard", "cuda"): 1000,
 }
 BATCHES: dict[Tier, tuple[int, ...]] = {"quick": (8, 32), "standard": (8, 32, 50, 64)}
-LOADER_WORKERS = 2
-#: variant -> (source kind, DataLoader workers)
-VARIANTS = {
-    "single": ("single", 0),
-    "manual": ("manual", 0),
-    "loader_w0": ("loader", 0),
-    f"loader_w{LOADER_WORKERS}": ("loader", LOADER_WORKERS),
+#: images whose preprocessing on the device is checked against the image processor's
+AGREEMENT_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class BatchingVariant:
+    """How images reach the model: one at a time, sliced by hand, a DataLoader, or preprocessed on the device."""
+
+    name: str
+    kind: SourceKind
+    #: DataLoader worker processes; "all": as many as this process may use (``os.sched_getaffinity``)
+    workers: int | Literal["all"] = 0
+    devices: tuple[Device, ...] = DEVICES
+
+    def worker_count(self) -> int:
+        if self.workers == "all":
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.workers
+
+
+VARIANTS: dict[str, BatchingVariant] = {
+    v.name: v
+    for v in (
+        BatchingVariant("single", "single"),
+        BatchingVariant("manual", "manual"),
+        BatchingVariant("loader_w0", "loader", 0),
+        BatchingVariant("loader_w2", "loader", 2),
+        BatchingVariant("loader_wall", "loader", "all"),
+        # batched nvJPEG decode and resize/normalize on the GPU feeding the model
+        BatchingVariant("gpu_pre", "tensor_pre", devices=("cuda",)),
+    )
 }
 
 
@@ -40,16 +68,18 @@ def batching_cases(tier: Tier) -> list[Case]:
     cases = []
     for device in DEVICES:
         cases.append(Case(TECHNIQUE, MODEL[tier], "single", device, batch=1, requires=("torch",)))
-        for variant in list(VARIANTS)[1:]:
-            # the quick tier keeps the DataLoader variants at the largest batch only
-            batches = BATCHES[tier][-1:] if tier == "quick" and variant != "manual" else BATCHES[tier]
-            cases += [Case(TECHNIQUE, MODEL[tier], variant, device, batch=b, requires=("torch",)) for b in batches]
+        for variant in list(VARIANTS.values())[1:]:
+            if device not in variant.devices:
+                continue
+            # the quick tier keeps the DataLoader and device variants at the largest batch only
+            batches = BATCHES[tier][-1:] if tier == "quick" and variant.name != "manual" else BATCHES[tier]
+            cases += [Case(TECHNIQUE, MODEL[tier], variant.name, device, batch=b, requires=("torch",)) for b in batches]
     return cases
 
 
 def baseline_of(case: Case) -> Case:
     """Every variant is judged against one image per forward on the same model and device."""
-    return Case(TECHNIQUE, case.model, "single", case.device, batch=1, requires=case.requires)
+    return replace(case, variant="single", batch=1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -57,14 +87,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_case) -> None:
+    from inferperf.data.loaders import batch_source
+
     classifier = clip_zero_shot.model
     paths = jpeg_corpus.paths(IMAGES[settings.tier, case.device])
-    kind, workers = VARIANTS[case.variant]
+    variant = VARIANTS[case.variant]
+    workers = variant.worker_count()
     source = batch_source(
-        kind, paths, case.batch, classifier.transform, workers=workers, pin_memory=case.device == "cuda"
+        variant.kind, paths, case.batch, classifier.transform, workers=workers, pin_memory=case.device == "cuda", device=case.device
     )
     clock = StageClock(case.device)
     processed: list[int] = []
+    extra: dict[str, object] = {}
+    if variant.kind == "tensor_pre":
+        extra["agreement"] = device_preprocessing_agreement(classifier, paths[:AGREEMENT_IMAGES], case.device)
 
     def one_pass() -> None:
         processed.append(drain(source, classifier.classify, clock))
@@ -80,6 +116,7 @@ def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_cas
                 "images": len(paths),
                 "loader_workers": workers,
                 "baseline_case_id": baseline_of(case).case_id,
+                **extra,
                 **clip_zero_shot.record(),
             },
         )
@@ -88,3 +125,18 @@ def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_cas
     # every round classified every image exactly once: no image dropped or counted twice
     assert processed and all(n == len(paths) for n in processed), processed
     assert info["dominant_stage"] in ("data", "model")
+
+
+def device_preprocessing_agreement(classifier, paths, device: str) -> dict[str, object]:
+    """The device's preprocessing against the image processor's: pixels, and the label probabilities they give."""
+    import torch
+
+    from inferperf.data.loaders import TensorPreprocess, decode, preprocessing_agreement
+
+    agreement: dict[str, object] = dict(preprocessing_agreement(paths, classifier.transform, device))
+    with torch.inference_mode():
+        reference = classifier.classify(classifier.transform.batch([decode(p) for p in paths])).float().cpu()
+        candidate = classifier.classify(next(TensorPreprocess.of(classifier.transform.processor, device).batches(paths, len(paths)))).float().cpu()
+    agreement["probs_max_abs_diff"] = (reference - candidate).abs().max().item()
+    agreement["top1_match"] = (reference.argmax(-1) == candidate.argmax(-1)).float().mean().item()
+    return agreement

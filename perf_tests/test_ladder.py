@@ -1,4 +1,4 @@
-"""Technique 4 (SEEDS.md §4): the optimization ladder of a vision transformer (DeiT).
+"""Technique 4 (docs/experiments.md#4): the optimization ladder of a vision transformer (DeiT).
 
 The seed's rungs (eager, TorchScript, dynamic int8 + script, optimize_for_mobile, lite
 interpreter) and the methods that replaced them (torch.compile, bf16/fp16, torch.export +
@@ -10,13 +10,15 @@ Rungs this torch cannot run skip with the exact reason.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from inferperf.cases import Case, Tier
 from inferperf.measure import Workload
 from inferperf.params import parametrize_cases
 from inferperf.settings import Budget
-from inferperf.variants.ladder import BASELINE, RUNGS
+from inferperf.variants.rungs import BASELINE, RUNGS
 
 TECHNIQUE = "ladder"
 MODEL: dict[Tier, str] = {"quick": "deit_tiny", "standard": "deit_base"}
@@ -40,7 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_ladder(case: Case, ladder_rung, measure_case) -> None:
     prepared, inputs = ladder_rung.prepared, ladder_rung.inputs
-    baseline = Case(TECHNIQUE, case.model, BASELINE, case.device, "fp32", case.batch, requires=("torch",))
+    baseline = replace(case, variant=BASELINE, dtype="fp32", requires=("torch",))
     measure_case(
         case,
         Workload(lambda: prepared.call(inputs), items_per_round=case.batch),

@@ -1,4 +1,4 @@
-"""Technique 5 (SEEDS.md §5): int8 quantization and batching inside a detect-then-filter pipeline.
+"""Technique 5 (docs/experiments.md#5): int8 quantization and batching inside a detect-then-filter pipeline.
 
 A detector finds boxes on a 384x640 image; every box is cropped and scored by AIMv2 against
 four text queries (softmax, threshold). The detector is timed as its own stage; the crops come
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 
+from dataclasses import replace
+
 import pytest
-import torch
 
 from inferperf.cases import DEVICES, Case, Tier
-from inferperf.measure import ModelFacts, Workload, count_flops
-from inferperf.models.aimv2 import decision_agreement, score_crops
+from inferperf.measure import ModelFacts, Workload
 from inferperf.params import parametrize_cases
 from inferperf.settings import Budget
+from inferperf.variants.rungs import SCORING_VARIANTS
 
 TECHNIQUE = "pipeline"
 MODEL: dict[Tier, str] = {"quick": "aimv2_t14", "standard": "aimv2_l14"}
@@ -28,31 +29,24 @@ IMAGE_SIZE = (640, 384)  # (w, h): the seed's 384x640 image
 #: the seed's threshold before (0.8) and after (0.3) quantization
 THRESHOLDS = (0.3, 0.8)
 BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=5, warmup_rounds=1, max_time_s=6.0), "standard": Budget(5, 1)}
-#: precision -> (dtype, devices)
-PRECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "fp32": ("fp32", DEVICES),
-    "qdyn": ("int8dyn", ("cpu",)),
-    "ao_int8": ("int8", DEVICES),
-    "ao_int8_compile": ("int8", DEVICES),
-    "bf16": ("bf16", DEVICES),
-}
-REQUIRES = {"ao_int8": ("torch", "torchao"), "ao_int8_compile": ("torch", "torchao")}
+
+
+def detect_cases(tier: Tier) -> list[Case]:
+    return [Case(TECHNIQUE, DETECTOR, "detect", device, "fp32", 1, requires=("torch",)) for device in DEVICES]
 
 
 def pipeline_cases(tier: Tier) -> list[Case]:
-    cases = [Case(TECHNIQUE, DETECTOR, "detect", device, "fp32", 1, requires=("torch",)) for device in DEVICES]
-    for device in DEVICES:
-        for precision, (dtype, devices) in PRECISIONS.items():
-            if device not in devices:
-                continue
-            requires = REQUIRES.get(precision, ("torch",))
-            cases.append(Case(TECHNIQUE, MODEL[tier], f"{precision}_percrop", device, dtype, 1, requires=requires))
-            cases.append(Case(TECHNIQUE, MODEL[tier], f"{precision}_batched", device, dtype, CROPS[tier], requires=requires))
-    return cases
+    return [
+        Case(TECHNIQUE, MODEL[tier], variant.name, device, variant.precision.dtype, CROPS[tier] if variant.batched else 1,
+             requires=variant.precision.requires)
+        for device in DEVICES
+        for variant in SCORING_VARIANTS.values()
+        if device in variant.precision.devices
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    makers = {"test_detect": lambda tier: pipeline_cases(tier)[: len(DEVICES)], "test_pipeline": lambda tier: pipeline_cases(tier)[len(DEVICES) :]}
+    makers = {"test_detect": detect_cases, "test_pipeline": pipeline_cases}
     parametrize_cases(metafunc, makers[metafunc.function.__name__])
 
 
@@ -69,8 +63,10 @@ def scene(jpeg_corpus):
 
 
 def test_detect(case: Case, scene, measure_case) -> None:
+    import torch
     from torchvision.transforms.v2 import functional as F
 
+    from inferperf.measure import count_flops
     from inferperf.models.detector import build_detector
 
     started = time.perf_counter()
@@ -83,26 +79,26 @@ def test_detect(case: Case, scene, measure_case) -> None:
     measure_case(case, Workload(lambda: detector([image]), items_per_round=1), BUDGETS, facts=facts, extra={"image_size": list(IMAGE_SIZE)})
 
 
-def test_pipeline(case: Case, scene, scorer_variant, settings, loaded_models, measure_case) -> None:
+def test_pipeline(case: Case, scene, scorer_variant, settings, measure_case) -> None:
+    import torch
+
+    from inferperf.models.aimv2 import decision_agreement, score_crops
+
     image, boxes = scene
     boxes = boxes[: CROPS[settings.tier]]
-    batched = case.variant.endswith("_batched")
+    batched = SCORING_VARIANTS[case.variant].batched
     crops = [image.crop(box) for box in boxes]
     scorer, embed, input_dtype = scorer_variant.scorer, scorer_variant.embed, scorer_variant.input_dtype
     with torch.inference_mode():
-        reference_key = ("aimv2_reference", case.model, case.device)
-        if reference_key not in loaded_models:
-            fp32 = lambda pixels: scorer.embed(scorer.model, pixels)  # noqa: E731
-            loaded_models[reference_key] = score_crops(scorer, fp32, torch.float32, crops, True, case.device)
         started = time.perf_counter()
         candidate = score_crops(scorer, embed, input_dtype, crops, batched, case.device)
         first_call_s = time.perf_counter() - started
-    agreement = decision_agreement(loaded_models[reference_key], candidate, THRESHOLDS)
+    agreement = decision_agreement(scorer_variant.reference(crops), candidate, THRESHOLDS)
     facts = scorer_variant.facts
-    if case.variant.startswith("ao_int8_compile"):
+    if SCORING_VARIANTS[case.variant].precision.compiled:
         # compilation happens at the first call: it is set-up, never timing
-        facts = ModelFacts(facts.params, facts.model_bytes, facts.flops_per_item, (facts.setup_s or 0) + first_call_s)
-    baseline = Case(TECHNIQUE, case.model, "fp32_percrop", case.device, "fp32", 1, requires=("torch",))
+        facts = replace(facts, setup_s=(facts.setup_s or 0) + first_call_s)
+    baseline = replace(case, variant="fp32_percrop", dtype="fp32", batch=1, requires=("torch",))
 
     def score_image() -> None:
         scores, _ = score_crops(scorer, embed, input_dtype, [image.crop(box) for box in boxes], batched, case.device)

@@ -1,4 +1,4 @@
-"""Technique 2 (SEEDS.md §2): image preprocessing on the CPU vs on the GPU with NVIDIA DALI.
+"""Technique 2 (docs/experiments.md#2): image preprocessing on the CPU vs on the GPU with NVIDIA DALI.
 
 The same logical work (two recipes, see ``inferperf.data.preprocess``) on Pillow + torchvision
 in a DataLoader, batched ``torchvision.io.decode_jpeg`` (CPU, or nvJPEG on CUDA) and DALI (CPU,
@@ -9,12 +9,13 @@ Measured alone (images/s) and followed by a training step of the seed's small CN
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
 from inferperf.cases import Case, Device, Tier
 from inferperf.data.pipelines import PIPELINES, REFERENCE, build_pipeline
-from inferperf.data.preprocess import RECIPES
+from inferperf.data.recipes import RECIPES
 from inferperf.measure import ModelFacts, StageClock, Workload, drain
 from inferperf.params import parametrize_cases
 from inferperf.settings import Budget
@@ -55,7 +56,7 @@ def training_cases(tier: Tier) -> list[Case]:
 def baseline_of(case: Case) -> Case:
     """Every pipeline is judged against Pillow + torchvision in a DataLoader without workers."""
     device = "cpu" if case.model != TRAIN_MODEL else case.device
-    return Case(TECHNIQUE, case.model, REFERENCE, device, case.dtype, case.batch, requires=("torch",))
+    return replace(case, variant=REFERENCE, device=device, requires=("torch",))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,4 +1,4 @@
-"""Technique 3 (SEEDS.md §3): a classification model zoo on the CPU, local vs served.
+"""Technique 3 (docs/experiments.md#3): a classification model zoo on the CPU, local vs served.
 
 The seed's 13 Keras applications exported as SavedModels (uint8 in, argmax classes out) and
 their timm counterparts. "local": the loaded signature / model called in-process. "served": the
@@ -10,17 +10,19 @@ without Triton's dynamic batching, with p50/p90/p99 latency from the raw per-req
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from inferperf.cases import Case, Tier
 from inferperf.measure import ModelFacts, Workload
-from inferperf.models.keras_zoo import KERAS_ZOO
+from inferperf.models.zoo_specs import ZOO, LoadVariant, load_variants
 from inferperf.params import parametrize_cases
 from inferperf.settings import Budget
 
 TECHNIQUE = "zoo"
-MODELS: dict[Tier, tuple[str, ...]] = {"quick": ("mobilenetv2", "efficientnetb0"), "standard": tuple(KERAS_ZOO)}
+MODELS: dict[Tier, tuple[str, ...]] = {"quick": ("mobilenetv2", "efficientnetb0"), "standard": tuple(ZOO)}
 IMAGES: dict[Tier, int] = {"quick": 16, "standard": 100}
 BATCH = 8
 BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(2, 1)}
@@ -45,12 +47,15 @@ def zoo_cases(tier: Tier) -> list[Case]:
     return cases
 
 
+#: every load variant of every tier, by name
+LOAD_VARIANTS: dict[str, LoadVariant] = {v.name: v for clients in LOAD_CLIENTS.values() for v in load_variants(clients)}
+
+
 def load_cases(tier: Tier) -> list[Case]:
     framework = LOAD_MODEL[tier].rpartition("_")[2]
     return [
-        Case(TECHNIQUE, LOAD_MODEL[tier], f"load_c{clients}{suffix}", "cpu", "fp32", 1, backend="triton", requires=(*REQUIRES[framework], "serve"))
-        for clients in LOAD_CLIENTS[tier]
-        for suffix in ("", "_dynbatch")
+        Case(TECHNIQUE, LOAD_MODEL[tier], variant.name, "cpu", "fp32", 1, backend="triton", requires=(*REQUIRES[framework], "serve"))
+        for variant in load_variants(LOAD_CLIENTS[tier])
     ]
 
 
@@ -60,7 +65,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _baseline(case: Case) -> Case:
-    return Case(TECHNIQUE, case.model, "local", "cpu", "fp32", BATCH, requires=case.requires)
+    return replace(case, variant="local", batch=BATCH)
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +127,8 @@ def _bytes(directory) -> int:
 def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
     from inferperf.serving.client import latency_percentiles, make_client, run_load
 
-    dynamic = case.variant.endswith("_dynbatch")
-    clients = int(case.variant.split("_")[1].removeprefix("c"))
+    variant = LOAD_VARIANTS[case.variant]
+    dynamic, clients = variant.dynamic_batching, variant.clients
     name = f"{case.model}_dynbatch" if dynamic else case.model
     artefact = zoo_artefacts(case.model)
     endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
@@ -144,7 +149,7 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
         BUDGETS,
         facts=ModelFacts(params=artefact.params),
         extra={"clients": clients, "requests_per_client": requests, "dynamic_batching": dynamic,
-               "baseline_case_id": Case(TECHNIQUE, case.model, f"load_c{clients}", "cpu", "fp32", 1).case_id},
+               "baseline_case_id": replace(case, variant=LoadVariant(clients, False).name).case_id},
     )
     # the rounds that ran, as recorded (a budget's time cap may trim them), after the warm-ups
     warmups, rounds = int(info["warmup_rounds"]), int(info["rounds"])

@@ -34,7 +34,7 @@ def real_run(tmp_path_factory) -> Path:
     """A real run of a few cases, written by the suite itself."""
     out = tmp_path_factory.mktemp("real") / "run.json"
     result = run_pytest(
-        "perf_tests/test_null.py", "tests/faults/faulty_cases.py", "--benchmark-only", "--device", "cpu",
+        "perf_tests/test_null.py", "tests/perf_cases/faulty_cases.py", "--benchmark-only", "--device", "cpu",
         "--rounds", "12", f"--benchmark-json={out}", "-k", "null or ok_first or ok_last",
     )
     assert result.returncode == 0, result.stdout[-2000:]

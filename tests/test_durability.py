@@ -1,6 +1,6 @@
 """Never lose a result: real crashes (ctypes segfault, abort, SIGKILL), a hang, SIGTERM, recovery.
 
-The crashing cases live in ``tests/faults/faulty_cases.py``; every run here is a real pytest
+The crashing cases live in ``tests/perf_cases/faulty_cases.py``; every run here is a real pytest
 process, killed by a real signal.
 """
 
@@ -20,7 +20,7 @@ from inferperf.analysis.validate import validate_run
 from inferperf.cli import main
 from tests.conftest import REPO, run_pytest
 
-FAULTS = "tests/faults/faulty_cases.py"
+FAULTS = "tests/perf_cases/faulty_cases.py"
 NULL = "perf_tests/test_null.py"
 
 

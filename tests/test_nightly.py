@@ -125,7 +125,7 @@ def test_a_broken_run_is_stored_and_exits_2(clone, tmp_path):
     result = subprocess.run(
         [sys.executable, str(clone / "scripts" / "nightly"), "--store", str(store), "--site", str(tmp_path / "site"),
          "--machine", MACHINE, "--device", "cpu", "--", str(clone / "perf_tests" / "test_null.py"),
-         str(clone / "tests" / "faults" / "faulty_cases.py"), "-k", "null or ok_first or abort"],
+         str(clone / "tests" / "perf_cases" / "faulty_cases.py"), "-k", "null or ok_first or abort"],
         cwd=clone, capture_output=True, text=True, timeout=600, env=env,
     )
     assert result.returncode == 2, result.stderr[-3000:]

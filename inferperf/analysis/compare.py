@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.settings import Thresholds
+from inferperf.analysis.tables import finite_number
+from inferperf.analysis.values import as_list, as_mapping
 from inferperf.analysis.stats import (
     RatioEstimate,
     Verdict,
@@ -45,6 +47,19 @@ class CaseComparison:
         """Relative change of seconds per round (+0.05: 5% slower)."""
         return self.estimate.ratio - 1.0 if self.estimate else None
 
+    @property
+    def cost_ratio(self) -> float | None:
+        """Contender over base of ``cost_per_million_items_usd`` (both priced with ``--price-per-hour``)."""
+        if self.base is None or self.contender is None:
+            return None
+        return cost_ratio(self.contender, self.base)
+
+
+def cost_ratio(bench: Benchmark, reference: Benchmark) -> float | None:
+    """``bench``'s cost per item over ``reference``'s, when both runs were given a price."""
+    ours, theirs = finite_number(bench.extra.get("cost_per_million_items_usd")), finite_number(reference.extra.get("cost_per_million_items_usd"))
+    return ours / theirs if ours is not None and theirs else None
+
 
 def _not_comparable(base: Benchmark, contender: Benchmark) -> str:
     if base.timer and contender.timer and base.timer != contender.timer:
@@ -64,7 +79,7 @@ def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds
 
 
 def compare_pair(
-    case_id: str, base_run: Run, contender_run: Run, thresholds: Thresholds
+    case_id: str, base_run: Run, contender_run: Run, thresholds: Thresholds, exclude_contended: bool = False
 ) -> CaseComparison:
     base = base_run.benchmarks.get(case_id)
     contender = contender_run.benchmarks.get(case_id)
@@ -75,17 +90,21 @@ def compare_pair(
         note = f"not in {missing}" + (f" (skipped: {skipped})" if skipped else "")
         return CaseComparison(case_id, *labels, base, contender, None, "not comparable", note)
     reason = _not_comparable(base, contender)
+    contended = [label for label, bench in zip(labels, (base, contender)) if bench.contended]
+    if contended and exclude_contended:
+        reason = f"contended in {' and '.join(contended)} (--exclude-contended)"
     if reason:
         return CaseComparison(case_id, *labels, base, contender, None, "not comparable", reason)
     estimate = estimate_ratio(base, contender, thresholds)
-    note = ""
+    note = f"contended in {' and '.join(contended)}: other work competed for the CPU; " if contended else ""
     if estimate.min_p_value is not None and estimate.min_p_value >= thresholds.alpha:
-        note = (
+        note += (
             f"too few rounds ({base.summary.rounds} vs {contender.summary.rounds}) to reach p < "
             f"{thresholds.alpha}; use --rounds"
         )
     elif estimate.method == "summary":
-        note = "no raw samples: summary-statistics fallback (save runs with --benchmark-save-data)"
+        note += "no raw samples: summary-statistics fallback (save runs with --benchmark-save-data)"
+    note = note.removesuffix("; ")
     return CaseComparison(
         case_id,
         *labels,
@@ -105,7 +124,10 @@ def _skip_reason(run: Run, case_id: str) -> str:
 
 
 def compare_runs(
-    runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
+    runs: Sequence[Run],
+    thresholds: Thresholds,
+    select: Callable[[str], bool] = lambda _: True,
+    exclude_contended: bool = False,
 ) -> list[CaseComparison]:
     """Every case of every run, each contender against the first run, sorted by case id."""
     if len(runs) < 2:
@@ -114,8 +136,16 @@ def compare_runs(
     results = []
     for contender_run in runs[1:]:
         case_ids = sorted(set(base_run.benchmarks) | set(contender_run.benchmarks))
-        results += [compare_pair(c, base_run, contender_run, thresholds) for c in case_ids if select(c)]
+        results += [compare_pair(c, base_run, contender_run, thresholds, exclude_contended) for c in case_ids if select(c)]
     return results
+
+
+#: what a comparison of one run per side cannot see
+ONE_RUN_PER_SIDE = (
+    "one run per side: the intervals cover the rounds inside each run, not the drift between runs "
+    "(clock, neighbours, caches), which on a shared machine is often larger; for a verdict there, "
+    "compare several runs per side (--base/--candidate) or use inferperf ab"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +164,8 @@ class Speedup:
     speedup: float
     low: float
     high: float
+    #: the variant's cost per item over its baseline's (None without --price-per-hour)
+    cost_ratio: float | None = None
 
 
 def _throughput_samples(bench: Benchmark) -> np.ndarray | None:
@@ -168,7 +200,10 @@ def technique_view(
                 continue
             value, low, high = speedup_over_baseline(bench, baseline, thresholds)
             rows.append(
-                Speedup(run.label, case_id, str(baseline_id), bench.field("technique"), bench.field("variant"), value, low, high)
+                Speedup(
+                    run.label, case_id, str(baseline_id), bench.field("technique"), bench.field("variant"), value, low, high,
+                    cost_ratio(bench, baseline),
+                )
             )
     return rows
 
@@ -192,22 +227,17 @@ def calibrated_view(runs: Sequence[Run], select: Callable[[str], bool] = lambda 
         for run in runs:
             bench = run.benchmarks.get(case_id)
             per_run[run.label] = (
-                None if bench is None else (_float(bench.extra.get("roofline_fraction")), _float(bench.extra.get("achieved_flops_per_s")))
+                None if bench is None else (finite_number(bench.extra.get("roofline_fraction")), finite_number(bench.extra.get("achieved_flops_per_s")))
             )
         if any(v is not None and v[0] is not None for v in per_run.values()):
             rows.append(CalibratedRow(case_id, per_run))
     return rows
 
 
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def machine_summary(run: Run) -> dict[str, str]:
     """The facts about a run's machine and software that explain differences between runs."""
     m, ip = run.machine, run.inferperf_machine
-    cpu = ip.get("cpu") if isinstance(ip.get("cpu"), Mapping) else {}
-    pb_cpu = m.get("cpu") if isinstance(m.get("cpu"), Mapping) else {}
+    cpu, pb_cpu = as_mapping(ip.get("cpu")), as_mapping(m.get("cpu"))
     facts: dict[str, str] = {
         "host": str(m.get("node", "")),
         "cpu": str(cpu.get("model") or pb_cpu.get("brand_raw") or m.get("processor", "")),
@@ -215,15 +245,13 @@ def machine_summary(run: Run) -> dict[str, str]:
         "cpu isa": " ".join(cpu.get("isa", [])) if isinstance(cpu.get("isa"), list) else "",
         "python": str(m.get("python_version", "")),
         "tier": str(ip.get("tier", "")),
-        "threads": str((ip.get("torch_build") or {}).get("torch_threads", "")) if isinstance(ip.get("torch_build"), Mapping) else "",
+        "threads": str(as_mapping(ip.get("torch_build")).get("torch_threads", "")),
     }
-    gpus = ip.get("gpus") if isinstance(ip.get("gpus"), list) else []
+    gpus = as_list(ip.get("gpus"))
     facts["gpus"] = ", ".join(str(g.get("name")) for g in gpus if isinstance(g, Mapping)) or "none"
-    versions = ip.get("versions") if isinstance(ip.get("versions"), Mapping) else {}
-    for name, version in sorted(versions.items()):
+    for name, version in sorted(as_mapping(ip.get("versions")).items()):
         facts[f"version {name}"] = str(version)
-    calibration = ip.get("calibration") if isinstance(ip.get("calibration"), Mapping) else {}
-    for device, cal in sorted(calibration.items()):
+    for device, cal in sorted(as_mapping(ip.get("calibration")).items()):
         if not isinstance(cal, Mapping):
             continue
         for dtype, peak in sorted((cal.get("peak_flops_per_s") or {}).items()):

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 from inferperf.analysis.compare import (
     CalibratedRow,
@@ -58,7 +58,10 @@ def _group_key(comparison: CaseComparison, group_by: GroupBy | None) -> str:
 
 
 def comparison_tables(report: ComparisonReport) -> list[Table]:
+    priced = any(c.cost_ratio is not None for c in report.comparisons)
     headers = ["case", "base", "contender", "base items/s", "contender items/s", "change", "ratio [CI]", "p", "verdict", "note"]
+    if priced:
+        headers.insert(7, "cost ratio")
     groups: dict[tuple[str, str], list[list[str]]] = {}
     for c in report.comparisons:
         key = (c.contender_label, _group_key(c, report.group_by))
@@ -77,6 +80,8 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
                 c.note,
             ]
         )
+        if priced:
+            groups[key][-1].insert(7, fmt_ratio(c.cost_ratio))
     base = report.runs[0].label
     tables = []
     for (contender, group), rows in groups.items():
@@ -97,9 +102,16 @@ def technique_table(report: ComparisonReport) -> Table | None:
     rows = []
     for (case_id, baseline), per_run in sorted(by_case.items()):
         row = [case_id, baseline.split("/", 1)[-1]]
-        row += [fmt_ratio(per_run[l].speedup, per_run[l].low, per_run[l].high) if l in per_run else "-" for l in labels]
+        row += [_speedup_cell(per_run[label]) if label in per_run else "-" for label in labels]
         rows.append(row)
     return Table("Technique speedups within each run (throughput over the baseline case)", ["case", "baseline", *labels], rows)
+
+
+def _speedup_cell(speedup: Speedup) -> str:
+    text = fmt_ratio(speedup.speedup, speedup.low, speedup.high)
+    if speedup.cost_ratio is not None:
+        text += f", cost {speedup.cost_ratio:.2f}x"
+    return text
 
 
 def calibrated_table(report: ComparisonReport) -> Table | None:
@@ -143,6 +155,9 @@ def _verdict_counts(report: ComparisonReport) -> str:
 
 def render_text(report: ComparisonReport) -> str:
     parts = [t.text() for t in all_tables(report)]
+    changed = changed_table(report)
+    if changed is not None:  # last, next to the counts: what a terminal shows
+        parts.append(changed.text())
     parts.append(_verdict_counts(report))
     parts += report.skipped_files
     return "\n\n".join(parts) + "\n"
@@ -151,7 +166,9 @@ def render_text(report: ComparisonReport) -> str:
 def render_markdown(report: ComparisonReport) -> str:
     labels = ", ".join(f"`{r.label}`" for r in report.runs)
     parts = [f"### inferperf compare: {labels}", "", _verdict_counts(report)]
-    parts += [t.markdown() for t in all_tables(report)]
+    changed = changed_table(report)
+    parts.append(changed.markdown() if changed is not None else "No case changed beyond the threshold.")
+    parts += ["<details><summary>Every case</summary>", "", *[t.markdown() for t in all_tables(report)], "</details>"]
     if report.skipped_files:
         parts.append("\n".join(f"- {line}" for line in report.skipped_files))
     return "\n\n".join(parts) + "\n"
@@ -159,7 +176,7 @@ def render_markdown(report: ComparisonReport) -> str:
 
 CSV_FIELDS = (
     "case_id", "base", "contender", "base_median_s", "contender_median_s", "base_items_per_s",
-    "contender_items_per_s", "ratio", "ci_low", "ci_high", "p_value", "method", "verdict", "note",
+    "contender_items_per_s", "ratio", "ci_low", "ci_high", "p_value", "method", "verdict", "note", "cost_ratio",
 )
 
 
@@ -173,7 +190,7 @@ def render_csv(report: ComparisonReport) -> str:
 
 
 def comparison_records(report: ComparisonReport) -> list[dict[str, object]]:
-    records = []
+    records: list[dict[str, object]] = []
     for c in report.comparisons:
         est = c.estimate
         records.append(
@@ -192,6 +209,7 @@ def comparison_records(report: ComparisonReport) -> list[dict[str, object]]:
                 "method": est.method if est else None,
                 "verdict": c.verdict,
                 "note": c.note,
+                "cost_ratio": c.cost_ratio,
             }
         )
     return records
@@ -213,7 +231,7 @@ def render_json(report: ComparisonReport) -> str:
         "speedups": [
             {
                 "run": s.run_label, "case_id": s.case_id, "baseline_case_id": s.baseline_case_id,
-                "technique": s.technique, "variant": s.variant, "speedup": s.speedup,
+                "technique": s.technique, "variant": s.variant, "speedup": s.speedup, "cost_ratio": s.cost_ratio,
                 "ci_low": _finite_or_none(s.low), "ci_high": _finite_or_none(s.high),
             }
             for s in report.speedups
@@ -242,14 +260,19 @@ def write_pngs(report: ComparisonReport, directory: Path, outputs: Outputs) -> l
     return written
 
 
-def _png(draw: Callable[[object], None], height: float) -> str:
+def _figure(panels: int, height: float, width: float = 10.0, ratios: Sequence[float] | None = None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(10, height))
-    draw(axes)
+    figure, axes = plt.subplots(
+        panels, 1, figsize=(width, height), squeeze=False, gridspec_kw={"height_ratios": list(ratios)} if ratios else None
+    )
+    return plt, figure, [row[0] for row in axes]
+
+
+def _encoded(plt, figure) -> str:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
@@ -258,37 +281,78 @@ def _png(draw: Callable[[object], None], height: float) -> str:
 
 
 _VERDICT_COLOURS = {"slower": "#c0392b", "faster": "#27ae60", "same": "#7f8c8d", "not comparable": "#bdc3c7"}
+#: below this median round time a case measures the harness (the null benchmark): its own panel,
+#: so its nanosecond noise does not set the scale of every other case
+SUB_MICROSECOND_S = 1e-6
+
+
+def _is_tiny(comparison: CaseComparison) -> bool:
+    bench = comparison.base or comparison.contender
+    return bench is not None and bench.summary.median < SUB_MICROSECOND_S
 
 
 def ratio_plot(report: ComparisonReport) -> str | None:
-    """Ratio with its interval per case (log scale), coloured by verdict; one panel for all contenders."""
+    """Two runs: each case's ratio with its interval, coloured by verdict. More: a heatmap (ratio_heatmap)."""
     rows = [c for c in report.comparisons if c.estimate is not None]
     if not rows:
         return None
-
-    def draw(ax) -> None:
-        many = len(report.runs) > 2
-        labels = [f"{c.case_id}  ({c.contender_label})" if many else c.case_id for c in rows]
-        for y, c in enumerate(rows):
+    if len(report.runs) > 2:
+        return ratio_heatmap(report, rows)
+    groups = [g for g in ([c for c in rows if not _is_tiny(c)], [c for c in rows if _is_tiny(c)]) if g]
+    plt, figure, axes = _figure(len(groups), 1.0 + 0.28 * len(rows) + 0.6 * len(groups), ratios=[max(1, len(g)) for g in groups])
+    m = report.thresholds.min_change
+    for ax, group in zip(axes, groups):
+        for y, c in enumerate(group):
             est = c.estimate
             assert est is not None
             high = est.high if math.isfinite(est.high) else est.ratio
             low = est.low if est.low > 0 else est.ratio
-            ax.errorbar(
-                est.ratio, y, xerr=[[est.ratio - low], [high - est.ratio]], fmt="o", capsize=3,
-                color=_VERDICT_COLOURS[c.verdict],
-            )
-        m = report.thresholds.min_change
+            ax.errorbar(est.ratio, y, xerr=[[est.ratio - low], [high - est.ratio]], fmt="o", capsize=3, color=_VERDICT_COLOURS[c.verdict])
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.axvspan(1 / (1 + m), 1 + m, color="#ecf0f1", zorder=0, label=f"within {m:.0%}")
+        values = [v for c in group for v in (c.estimate.low, c.estimate.ratio, c.estimate.high) if v > 0 and math.isfinite(v)]  # type: ignore[union-attr]
+        low, high = min([*values, 1 / (1 + m)]), max([*values, 1 + m])
         ax.set_xscale("log")
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel(f"time ratio contender / {report.runs[0].label} (log; >1 slower), {report.thresholds.confidence:.0%} CI")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.set_xlim(low / 1.02, high * 1.02)  # the axis spans the data (and the band), no more
+        ax.set_yticks(range(len(group)))
+        ax.set_yticklabels([c.case_id for c in group], fontsize=8)
+        ax.set_ylim(len(group) - 0.5, -0.5)
+        if _is_tiny(group[0]):
+            ax.set_title(f"cases under {SUB_MICROSECOND_S * 1e6:g} µs a round (harness overhead: own scale)", fontsize=8)
+    axes[-1].set_xlabel(
+        f"time ratio {report.runs[1].label} / {report.runs[0].label} (log; >1 slower), {report.thresholds.confidence:.0%} CI", fontsize=9
+    )
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    return _encoded(plt, figure)
 
-    return _png(draw, max(2.5, 0.3 * len(rows) + 1.2))
+
+def ratio_heatmap(report: ComparisonReport, rows: Sequence[CaseComparison]) -> str:
+    """Many runs x many cases: one cell per case and contender, coloured by log ratio, marked when changed."""
+    import numpy as np
+
+    contenders = [r.label for r in report.runs[1:]]
+    cases = sorted({c.case_id for c in rows}, key=lambda case_id: (any(_is_tiny(c) for c in rows if c.case_id == case_id), case_id))
+    grid = np.full((len(cases), len(contenders)), np.nan)
+    marks: dict[tuple[int, int], str] = {}
+    for c in rows:
+        i, j = cases.index(c.case_id), contenders.index(c.contender_label)
+        grid[i, j] = math.log(c.estimate.ratio)  # type: ignore[union-attr]
+        marks[i, j] = {"slower": "▲", "faster": "▼"}.get(c.verdict, "")
+    limit = max(math.log(1 + report.thresholds.min_change) * 3, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.1)
+    plt, figure, (ax,) = _figure(1, 1.2 + 0.3 * len(cases), width=max(8.0, 3.5 + 1.1 * len(contenders)))
+    image = ax.imshow(grid, cmap="RdYlGn_r", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), mark in marks.items():
+        ax.text(j, i, f"{math.exp(grid[i, j]):.2f}{mark}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(contenders)))
+    ax.set_xticklabels(contenders, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(cases)))
+    ax.set_yticklabels(cases, fontsize=7)
+    bar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    ticks = [-limit, 0.0, limit]
+    bar.set_ticks(ticks)
+    bar.set_ticklabels([f"{math.exp(t):.2f}x" for t in ticks])
+    ax.set_title(f"time ratio over {report.runs[0].label} (▲ slower, ▼ faster: significant and beyond {report.thresholds.min_change:.0%})", fontsize=9)
+    return _encoded(plt, figure)
 
 
 def speedup_plot(report: ComparisonReport) -> str | None:
@@ -298,59 +362,94 @@ def speedup_plot(report: ComparisonReport) -> str | None:
     labels = [r.label for r in report.runs]
     cases = sorted({s.case_id for s in report.speedups})
     lookup = {(s.case_id, s.run_label): s for s in report.speedups}
-
-    def draw(ax) -> None:
-        height = 0.8 / max(1, len(labels))
-        for i, label in enumerate(labels):
-            ys, values, errors = [], [], [[], []]
-            for y, case_id in enumerate(cases):
-                s = lookup.get((case_id, label))
-                if s is None:
-                    continue
-                ys.append(y + i * height)
-                values.append(s.speedup)
-                has_ci = math.isfinite(s.low) and math.isfinite(s.high)
-                errors[0].append(s.speedup - s.low if has_ci else 0.0)
-                errors[1].append(s.high - s.speedup if has_ci else 0.0)
-            ax.barh(ys, values, height=height, xerr=errors, capsize=2, label=label)
-        ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_yticks([y + 0.4 - height / 2 for y in range(len(cases))])
-        ax.set_yticklabels(cases, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("throughput over the baseline case (x); >1 the technique pays off")
-        ax.legend(fontsize=8)
-
-    return _png(draw, max(2.5, 0.35 * len(cases) * max(1, len(labels) / 2) + 1.2))
+    plt, figure, (ax,) = _figure(1, max(2.5, 0.35 * len(cases) * max(1, len(labels) / 2) + 1.2))
+    height = 0.8 / max(1, len(labels))
+    for i, label in enumerate(labels):
+        ys, values, errors = [], [], [[], []]  # type: ignore[var-annotated]
+        for y, case_id in enumerate(cases):
+            s = lookup.get((case_id, label))
+            if s is None:
+                continue
+            ys.append(y + i * height)
+            values.append(s.speedup)
+            has_ci = math.isfinite(s.low) and math.isfinite(s.high)
+            errors[0].append(s.speedup - s.low if has_ci else 0.0)
+            errors[1].append(s.high - s.speedup if has_ci else 0.0)
+        ax.barh(ys, values, height=height, xerr=errors, capsize=2, label=label)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks([y + 0.4 - height / 2 for y in range(len(cases))])
+    ax.set_yticklabels(cases, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("throughput over the baseline case (x); >1 the technique pays off")
+    # the legend sits outside the axes: inside, it covered the last group of bars
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return _encoded(plt, figure)
 
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1300px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
 th { background: #f4f6f7; }
-td.slower { color: #c0392b; font-weight: bold; }
-td.faster { color: #27ae60; font-weight: bold; }
+td.slower, span.slower { color: #c0392b; font-weight: bold; }
+td.faster, span.faster { color: #27ae60; font-weight: bold; }
 td.nc { color: #7f8c8d; }
+.counts span { margin-right: 1.2em; font-size: 15px; }
 img { max-width: 100%; }
+details { margin: 1em 0; }
 """
 
 
+def changed_table(report: ComparisonReport) -> Table | None:
+    """The cases whose verdict is slower or faster: what a reader wants to see first."""
+    rows = [
+        [c.case_id, c.contender_label, fmt_change(c.change), fmt_ratio(c.estimate.ratio, c.estimate.low, c.estimate.high), fmt_p(c.estimate.p_value), c.verdict]
+        for c in report.comparisons
+        if c.verdict in ("slower", "faster") and c.estimate is not None
+    ]
+    rows.sort(key=lambda r: (r[5] != "slower", r[0]))
+    return Table("Cases that changed", ["case", "run", "change", "ratio [CI]", "p", "verdict"], rows) if rows else None
+
+
+def _counts_html(report: ComparisonReport) -> str:
+    counts: dict[str, int] = {}
+    for c in report.comparisons:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    spans = "".join(
+        f"<span class='{ {'slower': 'slower', 'faster': 'faster'}.get(v, '') }'>{counts[v]} {html.escape(v)}</span>"
+        for v in ("slower", "faster", "same", "not comparable")
+        if v in counts
+    )
+    return f"<p class='counts'>{spans}</p><p>{html.escape(_verdict_counts(report))}</p>"
+
+
 def render_html(report: ComparisonReport) -> str:
-    title = "inferperf compare: " + ", ".join(r.label for r in report.runs)
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(_verdict_counts(report))}</p>"]
+    labels = [r.label for r in report.runs]
+    title = f"inferperf compare: {labels[0]} vs {labels[1]}" if len(labels) == 2 else f"inferperf compare: {len(labels) - 1} runs vs {labels[0]}"
+    runs = "".join(f"<li><b>{html.escape(r.label)}</b>: {html.escape(shown_path(r))}</li>" for r in report.runs)
+    parts = [f"<h1>{html.escape(title)}</h1>", _counts_html(report)]
+    changed = changed_table(report)
+    parts.append(changed.html() if changed else "<p>No case changed beyond the threshold.</p>")
     ratio_png = ratio_plot(report)
     if ratio_png:
         parts.append("<h2>Ratio per case</h2>")
-        parts.append(f"<img alt='ratio per case with confidence intervals' src='data:image/png;base64,{ratio_png}'>")
+        parts.append(f"<img alt='ratio per case' src='data:image/png;base64,{ratio_png}'>")
     speedup_png = speedup_plot(report)
     if speedup_png:
-        parts.append("<h2>Technique speedups per machine</h2>")
-        parts.append(f"<img alt='technique speedups per machine' src='data:image/png;base64,{speedup_png}'>")
-    parts.append("<h2>Tables</h2>")
+        parts.append("<h2>Technique speedups per run</h2>")
+        parts.append(f"<img alt='technique speedups per run' src='data:image/png;base64,{speedup_png}'>")
+    parts.append("<h2>Every case</h2>")
     parts += [t.html() for t in all_tables(report)]
+    parts.append(f"<details><summary>Runs</summary><ul>{runs}</ul></details>")
     if report.skipped_files:
         parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in report.skipped_files) + "</ul>")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
+
+
+def shown_path(run: Run) -> str:
+    from inferperf.analysis.load import shown
+
+    return shown(run.path)

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from inferperf.analysis.values import as_list, as_mapping
+
 #: CPU flags (as /proc/cpuinfo and py-cpuinfo spell them) that change which kernels run fast
 ISA_FLAGS: tuple[str, ...] = (
     "avx2",
@@ -41,10 +43,6 @@ ISA_FLAGS: tuple[str, ...] = (
 FACTS: tuple[str, ...] = ("cpu", "isa", "cores", "gpus", "torch", "cuda")
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 @dataclass(frozen=True)
 class MachineIdentity:
     """The fingerprint's facts (name -> value as text) and a short digest of them."""
@@ -67,20 +65,20 @@ class MachineIdentity:
 
 def machine_identity(machine_info: Mapping[str, Any]) -> MachineIdentity:
     """The fingerprint of the machine that wrote ``machine_info`` (inferperf's or plain pytest-benchmark's)."""
-    ours = _mapping(machine_info.get("inferperf"))
-    cpu = _mapping(ours.get("cpu"))
-    pb_cpu = _mapping(machine_info.get("cpu"))
+    ours = as_mapping(machine_info.get("inferperf"))
+    cpu = as_mapping(ours.get("cpu"))
+    pb_cpu = as_mapping(machine_info.get("cpu"))
     model = cpu.get("model") or pb_cpu.get("brand_raw") or machine_info.get("processor") or ""
     if isinstance(cpu.get("isa"), list):
         isa = sorted(str(flag) for flag in cpu["isa"])
     else:
-        flags = pb_cpu.get("flags") if isinstance(pb_cpu.get("flags"), list) else []
+        flags = as_list(pb_cpu.get("flags"))
         isa = sorted(flag for flag in ISA_FLAGS if flag in flags)
     cores = cpu.get("affinity_cores") or cpu.get("logical_cores") or pb_cpu.get("count") or ""
-    gpus = [str(_mapping(g).get("name")) for g in ours.get("gpus", []) or [] if isinstance(g, Mapping)]
+    gpus = [str(as_mapping(g).get("name")) for g in as_list(ours.get("gpus")) if isinstance(g, Mapping)]
     gpu_text = f"{len(gpus)}x {', '.join(sorted(set(gpus)))}" if gpus else "none"
-    versions = _mapping(ours.get("versions"))
-    build = _mapping(ours.get("torch_build"))
+    versions = as_mapping(ours.get("versions"))
+    build = as_mapping(ours.get("torch_build"))
     facts = (
         ("cpu", str(model)),
         ("isa", " ".join(isa)),

@@ -49,6 +49,8 @@ class Point:
 
     #: the fingerprint of the machine that made the run
     identity: MachineIdentity | None = None
+    #: other work competed for the CPU while it ran (``extra_info.contention``)
+    contended: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,11 @@ def machine_runs(root: Path, only: str | None = None) -> tuple[dict[str, list[Ru
 
 
 def build_series(
-    machine: str, runs: Sequence[Run], settings: HistorySettings, select: Callable[[str], bool]
+    machine: str,
+    runs: Sequence[Run],
+    settings: HistorySettings,
+    select: Callable[[str], bool],
+    exclude_contended: bool = False,
 ) -> list[Series]:
     """One series per case of the machine folder, steps fitted within each machine segment."""
     identities = [machine_identity(run.machine) for run in runs]
@@ -140,14 +146,19 @@ def build_series(
     series = []
     for case_id in case_ids:
         points = [
-            Point(_when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s, identity)
+            Point(
+                _when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s,
+                identity, bench.contended,
+            )
             for run, identity in zip(runs, identities)
-            if (bench := run.benchmarks.get(case_id)) is not None
+            if (bench := run.benchmarks.get(case_id)) is not None and not (exclude_contended and bench.contended)
         ]
+        if not points:
+            continue
         changes = tuple(
-            MachineChange(index, tuple(before.identity.differences(after.identity)))  # type: ignore[union-attr]
+            MachineChange(index, tuple(before.identity.differences(after.identity)))
             for index, (before, after) in enumerate(zip(points, points[1:]), start=1)
-            if before.identity != after.identity
+            if before.identity is not None and after.identity is not None and before.identity != after.identity
         )
         steps: list[Step] = []
         segments: list[Segment] = []
@@ -245,8 +256,10 @@ def summary_text(all_series: Sequence[Series]) -> str:
         steps = ", ".join(
             f"{step.change:+.1%} at {series.commit_range(step)[1]}" for step in series.steps
         ) or "no steps"
+        contended = sum(p.contended for p in series.points)
         lines.append(
             f"{series.machine}  {series.case_id}  runs={len(series.points)}  "
             f"latest={latest.median_s * 1e3:.3g} ms/round ({latest.items_per_s:.4g} items/s)  {steps}"
+            + (f"  contended runs={contended}" + (" (latest contended)" if latest.contended else "") if contended else "")
         )
     return "\n".join(lines) + "\n"

@@ -107,6 +107,9 @@ def plot_series(series: Series) -> bytes:
         x, medians, yerr=[medians - medians * np.exp(-1.96 * se), medians * np.exp(1.96 * se) - medians],
         fmt="o", markersize=4, capsize=2, color=_LINE, label="median per run (95% CI)",
     )
+    contended = [i for i, p in enumerate(series.points) if p.contended]
+    if contended:
+        ax.scatter(contended, medians[contended], marker="x", s=60, color="#e67e22", zorder=3, label="ran contended")
     for segment in series.segments:
         ax.hlines(math.exp(segment.level) * 1e3, segment.start - 0.4, segment.stop - 0.6, color="#2980b9", linewidth=2)
     top = ax.get_ylim()[1]
@@ -146,7 +149,8 @@ def machine_page(mine: Sequence[Series], machine: str, images: dict[str, str], s
         anchor = file_stem(series.case_id)
         rows.append(
             f"<tr><td><a href='#{anchor}'>{html.escape(series.case_id)}</a></td><td>{len(series.points)}</td>"
-            f"<td>{fmt_seconds(latest.median_s)}</td><td>{fmt_rate(latest.items_per_s)}</td>"
+            f"<td>{fmt_seconds(latest.median_s)}{' <span class=changed>contended</span>' if latest.contended else ''}</td>"
+            f"<td>{fmt_rate(latest.items_per_s)}</td>"
             f"<td>{sparkline(series)}</td><td>{_last_step_cell(series)}</td></tr>"
         )
     regressions = newest_step_regressions(mine, settings.min_change)

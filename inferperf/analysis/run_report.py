@@ -15,6 +15,14 @@ from inferperf.analysis.tables import (
 )
 
 
+def _fmt_joules(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g} J"
+
+
+def _fmt_usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4g}"
+
+
 def _details(bench: Benchmark) -> str:
     """The technique-specific keys worth a glance, in a few words."""
     extra = bench.extra
@@ -59,6 +67,8 @@ COLUMNS: tuple[tuple[str, Callable[[Run, Benchmark], str]], ...] = (
     ("model bytes", lambda r, b: fmt_bytes(b.extra.get("model_bytes"))),
     ("peak mem", lambda r, b: fmt_bytes(b.extra.get("peak_mem_bytes"))),
     ("setup", lambda r, b: fmt_seconds(finite_number(b.extra.get("setup_s")))),
+    ("energy/item", lambda r, b: _fmt_joules(finite_number(b.extra.get("energy_per_item_j")))),
+    ("USD per 1M items", lambda r, b: _fmt_usd(finite_number(b.extra.get("cost_per_million_items_usd")))),
     ("details", lambda r, b: _details(b)),
 )
 

@@ -138,6 +138,18 @@ MACHINE: tuple[Key, ...] = (
         "signal, exit code or timeout of its child process and the last lines it printed)",
     ),
     _key(
+        "torchao", "object", "—",
+        "the torch/torchao pairing: both versions, how many compiled extensions torchao ships and how many "
+        "`torchao::` operators registered, `extensions_loaded`, and the `reason` when they did not load (then its "
+        "CUDA rungs skip: they would run on slow fallbacks); null without torchao",
+    ),
+    _key(
+        "energy", "object", "—",
+        "per device, where `energy_per_item_j` comes from: `source` (`nvml`: the GPU's total-energy counter; `rapl`: "
+        "the CPU packages' counters under `/sys/class/powercap`) or null with the `reason` (no counter readable)", **M,
+    ),
+    _key("price_per_hour_usd", "number", "USD/h", "`--price-per-hour` as given (null: no cost computed)", constraint="nonnegative"),
+    _key(
         "isolated", "bool", "—",
         "`true` when the session ran each case in a fresh child process (`--isolate`)", **M,
     ),
@@ -194,6 +206,44 @@ EXTRA_INFO: tuple[Key, ...] = (
         "(1-minute load average at the end), `window_s` (the window's length), `contended` (either fraction at or "
         "above 0.10; null when the window is under 20 CPU ticks), `reason` (why the fractions are null)", **R,
     ),
+    _key(
+        "energy_per_item_j", "number", "J",
+        "energy over the timed rounds / items: the GPU's NVML counter on CUDA, the CPU packages' RAPL counters on the "
+        "CPU (whole device or package, other work included); null where no counter is readable "
+        "(`machine_info.inferperf.energy` says why)", **R, constraint="nonnegative",
+    ),
+    _key("mean_power_w", "number", "W", "energy over the timed rounds / their wall time", **R, constraint="nonnegative"),
+    _key(
+        "cost_per_million_items_usd", "number", "USD",
+        "with `--price-per-hour`: what a million items cost at this throughput (price per second x seconds per item x 1e6)",
+        constraint="nonnegative",
+    ),
+    _key(
+        "device_s", "number", "s",
+        "CUDA: median over the timed rounds of the time between CUDA events recorded at each round's start and end "
+        "(the GPU's span of the round)", constraint="nonnegative",
+    ),
+    _key(
+        "device_busy_s", "number", "s",
+        "CUDA: GPU kernel time of one profiled round after the timed ones (CUPTI, via torch.profiler): the GPU's "
+        "busy time, gaps excluded", constraint="nonnegative",
+    ),
+    _key(
+        "host_overhead_fraction", "number", "0..1",
+        "CUDA: 1 - `device_busy_s` / median round time: the share of a round the GPU sat idle waiting for the host "
+        "(launches, Python, data); near 1 is a launch- or host-bound case", constraint="fraction",
+    ),
+    _key(
+        "compile", "object", "—",
+        "compiled rungs and variants: what `torch._dynamo` counted while compiling: `graphs`, `graph_breaks` and the "
+        "top `break_reasons`, `recompiles`, `frames_compiled`",
+    ),
+    _key(
+        "quant_config", "str", "—",
+        "torchao rungs: the configuration used (torchao's recommendation for the device: `Int8DynamicActivationInt8WeightConfig` "
+        "on the CPU and when compiled on CUDA, `Int8WeightOnlyConfig` in eager mode on CUDA, float8 per row)",
+    ),
+    _key("aoti_probe", "bool", "—", "ladder `aoti`: the package was first loaded and run in a probe process"),
     _key(
         "baseline_case_id", "str", "—",
         "the case this variant's speedup is measured against (same run); `inferperf compare` and `inferperf report` use it",

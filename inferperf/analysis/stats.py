@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as sps
 
 from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
@@ -54,7 +55,7 @@ def _seed(samples: np.ndarray) -> int:
     return int.from_bytes(digest, "little")
 
 
-def bootstrap_medians(samples: Sequence[float], resamples: int = DEFAULT_BOOTSTRAP) -> np.ndarray:
+def bootstrap_medians(samples: npt.ArrayLike, resamples: int = DEFAULT_BOOTSTRAP) -> np.ndarray:
     """Medians of ``resamples`` bootstrap resamples of ``samples``.
 
     Parameters
@@ -82,7 +83,7 @@ def symmetric_interval(values: np.ndarray, confidence: float) -> tuple[float, fl
     return float(ordered[k]), float(ordered[len(ordered) - 1 - k])
 
 
-def mann_whitney_p(base: Sequence[float], contender: Sequence[float]) -> float:
+def mann_whitney_p(base: npt.ArrayLike, contender: npt.ArrayLike) -> float:
     """Two-sided Mann-Whitney U p-value (exact for small samples without ties)."""
     a = np.asarray(base, dtype=np.float64)
     b = np.asarray(contender, dtype=np.float64)
@@ -102,8 +103,8 @@ def min_mann_whitney_p(n: int, m: int) -> float:
 
 
 def bootstrap_ratio(
-    base: Sequence[float],
-    contender: Sequence[float],
+    base: npt.ArrayLike,
+    contender: npt.ArrayLike,
     *,
     confidence: float = DEFAULT_CONFIDENCE,
     resamples: int = DEFAULT_BOOTSTRAP,
@@ -157,7 +158,7 @@ class SummaryStats:
         return _MEDIAN_SE_FACTOR * self.sigma() / math.sqrt(max(1, self.rounds)) / self.median
 
 
-def log_median_se(samples: Sequence[float], resamples: int = 400) -> float:
+def log_median_se(samples: npt.ArrayLike, resamples: int = 400) -> float:
     """Standard error of ``log(median)`` of ``samples``, from the bootstrap of the median.
 
     Parameters

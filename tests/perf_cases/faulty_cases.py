@@ -2,7 +2,7 @@
 
 Used by ``tests/test_durability.py`` (and runnable by hand) to show that the journal keeps every
 finished case and that ``--isolate`` costs only the case that crashed:
-``pytest perf_tests/test_null.py tests/faults/faulty_cases.py --benchmark-only --isolate --case-timeout 20``.
+``pytest perf_tests/test_null.py tests/perf_cases/faulty_cases.py --benchmark-only --isolate --case-timeout 20``.
 The file name does not match ``test_*.py``, so ``pytest`` alone never runs it.
 """
 
