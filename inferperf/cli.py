@@ -463,6 +463,20 @@ def _debug_flag(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--debug", action="store_true", default=default, help="show the traceback of an internal error")
 
 
+def _verdict_options(parser: argparse.ArgumentParser, *, confidence: bool = True) -> None:
+    """--min-change, --alpha (and --confidence): what compare, ab and detection-power call a change."""
+    parser.add_argument(
+        "--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE,
+        help=f"minimum relative change for a verdict of faster/slower (default {DEFAULT_MIN_CHANGE})",
+    )
+    parser.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA})")
+    if confidence:
+        parser.add_argument(
+            "--confidence", type=PROBABILITY, default=DEFAULT_CONFIDENCE,
+            help=f"confidence intervals' coverage (default {DEFAULT_CONFIDENCE})",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="inferperf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"inferperf {__version__}")
@@ -493,15 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--candidate", nargs="+", type=Path, metavar="RUN", help="several runs of the candidate side")
     compare.add_argument("--paired", action="store_true", help="with --base/--candidate: the i-th runs of each side were interleaved (a block)")
     compare.add_argument("--exclude-contended", action="store_true", help="leave out cases that ran under contention")
-    compare.add_argument(
-        "--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE,
-        help=f"minimum relative change for a verdict of faster/slower (default {DEFAULT_MIN_CHANGE})",
-    )
-    compare.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help=f"significance level (default {DEFAULT_ALPHA})")
-    compare.add_argument(
-        "--confidence", type=PROBABILITY, default=DEFAULT_CONFIDENCE,
-        help=f"confidence intervals' coverage (default {DEFAULT_CONFIDENCE})",
-    )
+    _verdict_options(compare)
     compare.add_argument("-k", metavar="EXPR", help="select cases by id: 'cuda and not int8' (as pytest -k)")
     compare.add_argument("--group-by", choices=GROUP_FIELDS, help="one table per technique, model or device")
     compare.add_argument("--labels", help="comma-separated names for the runs, in order (default: number, commit, date)")
@@ -527,8 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--slowdowns", type=_number_list(float, 0, "0,0.05"), default=[0.0, 0.01, 0.02, 0.05, 0.10],
         help="injected slowdowns; 0 is the A/A condition (default 0,0.01,0.02,0.05,0.1)",
     )
-    power.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help="as for compare")
-    power.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help="as for compare")
+    _verdict_options(power, confidence=False)
     power.add_argument("--markdown", metavar="PATH", help="also write the table to PATH")
     power.add_argument(
         "--ab", action="store_true",
@@ -601,9 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab_parser.add_argument("--candidate", metavar="SIDE", help="the side under test")
     ab_parser.add_argument("--blocks", type=_count(2), default=10, help="blocks to run (default 10)")
     ab_parser.add_argument("--store", type=Path, default=Path(".ab"), help="where runs and noise profiles are kept (default .ab/)")
-    ab_parser.add_argument("--min-change", type=MIN_CHANGE, default=DEFAULT_MIN_CHANGE, help=f"as for compare (default {DEFAULT_MIN_CHANGE})")
-    ab_parser.add_argument("--alpha", type=PROBABILITY, default=DEFAULT_ALPHA, help=f"as for compare (default {DEFAULT_ALPHA})")
-    ab_parser.add_argument("--confidence", type=PROBABILITY, default=DEFAULT_CONFIDENCE, help="coverage of the intervals")
+    _verdict_options(ab_parser)
     ab_parser.add_argument("--seed", type=int, help="seed of the block order (default: random, recorded in ab.json)")
     ab_parser.add_argument("--aa", action="store_true", help="run the base side against itself and store this machine's noise profile")
     ab_parser.add_argument("--until-decided", action="store_true", help="stop early once every case is decided (needs --max-blocks)")

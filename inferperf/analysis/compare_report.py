@@ -420,7 +420,9 @@ def _counts_html(report: ComparisonReport) -> str:
         for v in ("slower", "faster", "same", "not comparable")
         if v in counts
     )
-    return f"<p class='counts'>{spans}</p><p>{html.escape(_verdict_counts(report))}</p>"
+    t = report.thresholds
+    rule = f"A change needs p < {t.alpha} and at least {t.min_change:.0%}; intervals cover {t.confidence:.0%}."
+    return f"<p class='counts'>{spans}</p><p>{html.escape(rule)}</p>"
 
 
 def render_html(report: ComparisonReport) -> str:

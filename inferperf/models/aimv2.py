@@ -7,14 +7,13 @@ tower of the same shape for the quick tier.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from inferperf.models.tokenizers import features, text_features, word_tokenizer
+from inferperf.models.tokenizers import features, load_image_text, word_tokenizer
 
 #: the seed's four text queries (docs/experiments.md#5)
 QUERIES: tuple[str, ...] = ("cola can", "pepsi can", "sprite can", "fanta can")
@@ -56,18 +55,15 @@ class CropScorer:
     """Text features of the queries once; per crop, image embedding and softmax over queries."""
 
     def __init__(self, directory: Path, device: str, queries: Sequence[str] = QUERIES) -> None:
-        from transformers import Aimv2Model, AutoImageProcessor
+        from transformers import Aimv2Model
 
-        started = time.perf_counter()
+        loaded = load_image_text(Aimv2Model, directory, device, queries)
         self.device = device
-        self.model = Aimv2Model.from_pretrained(directory).eval().to(device)
-        self.processor = AutoImageProcessor.from_pretrained(directory)
-        self.text_features = text_features(self.model, directory, queries, device)
+        self.model, self.processor, self.text_features = loaded.model, loaded.processor, loaded.text_features
         with torch.inference_mode():
             self.logit_scale = self.model.logit_scale.clamp(0.0, self.model.max_log_logit_scale).exp()
         self.queries = tuple(queries)
-        self.load_s = time.perf_counter() - started
-        self.params = sum(p.numel() for p in self.model.parameters())
+        self.load_s, self.params = loaded.load_s, loaded.params
 
     def pixel_values(self, crops: list) -> torch.Tensor:
         """Crops (PIL images) resized and normalized by the model's image processor."""

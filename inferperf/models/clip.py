@@ -7,7 +7,6 @@ word-level tokenizer that covers the labels, and a standard CLIP image processor
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -16,7 +15,7 @@ from inferperf.data.loaders import ImageProcessorTransform
 
 if TYPE_CHECKING:
     import torch
-from inferperf.models.tokenizers import features, text_features, word_tokenizer
+from inferperf.models.tokenizers import features, load_image_text, word_tokenizer
 
 #: the seed's three zero-shot labels (docs/experiments.md#1)
 LABELS: tuple[str, ...] = ("bench press", "squat", "deadlift")
@@ -84,19 +83,16 @@ class ZeroShotClassifier:
 
     def __init__(self, directory: Path, device: str, labels: Sequence[str] = LABELS) -> None:
         import torch
-        from transformers import AutoImageProcessor, CLIPModel
+        from transformers import CLIPModel
 
-        started = time.perf_counter()
+        loaded = load_image_text(CLIPModel, directory, device, labels)
         self.device = device
-        self.model = CLIPModel.from_pretrained(directory).eval().to(device)
-        self.processor = AutoImageProcessor.from_pretrained(directory)
+        self.model, self.processor, self.text_features = loaded.model, loaded.processor, loaded.text_features
         self.transform = ImageProcessorTransform(self.processor)
-        self.text_features = text_features(self.model, directory, labels, device)
         with torch.inference_mode():
             self.logit_scale = self.model.logit_scale.exp()
         self.labels = tuple(labels)
-        self.load_s = time.perf_counter() - started
-        self.params = sum(p.numel() for p in self.model.parameters())
+        self.load_s, self.params = loaded.load_s, loaded.params
         self.image_size = int(self.model.config.vision_config.image_size)
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:

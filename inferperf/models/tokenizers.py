@@ -6,7 +6,9 @@ their text queries, saved with ``save_pretrained`` and loaded back with ``AutoTo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -51,3 +53,27 @@ def text_features(model, directory, texts, device: str) -> torch.Tensor:
         embedded = features(model.get_text_features(**tokens))
     return embedded / embedded.norm(dim=-1, keepdim=True)
 
+
+
+@dataclass
+class ImageTextModel:
+    """An image-text model loaded through ``from_pretrained(dir)``, with its image processor and the texts' features."""
+
+    model: Any
+    processor: Any
+    text_features: torch.Tensor
+    load_s: float
+    params: int
+
+
+def load_image_text(model_class: Any, directory: Path, device: str, texts: Sequence[str]) -> ImageTextModel:
+    """What CLIP and AIMv2 share: the model on ``device``, its processor, normalized text features, load time."""
+    import time
+
+    from transformers import AutoImageProcessor
+
+    started = time.perf_counter()
+    model = model_class.from_pretrained(directory).eval().to(device)
+    processor = AutoImageProcessor.from_pretrained(directory)
+    texts_embedded = text_features(model, directory, texts, device)
+    return ImageTextModel(model, processor, texts_embedded, time.perf_counter() - started, sum(p.numel() for p in model.parameters()))
