@@ -108,6 +108,10 @@ JSON_PROBES: dict[str, Callable[[dict, str], str | bytes]] = {
     "contention a string": lambda d, t: json.dumps(_benchmark(d, lambda b: b["extra_info"].__setitem__("contention", "busy"))),
 }
 
+class ProbeNotApplicable(Exception):
+    """The good run lacks what a probe mutates (e.g. raw ``data`` without --benchmark-save-data)."""
+
+
 SPECIAL_PROBES = ("FIFO named x.json", "folder named x.json", "odd file name (newline, undecodable byte)")
 
 
@@ -123,8 +127,20 @@ def _make_probe(kind: str, good: Path, where: Path) -> Path:
     else:
         text = good.read_text()
         content = JSON_PROBES[kind](json.loads(text), text)
+        if _same_json(content, text):
+            # a mutation that found nothing to change would probe the good file: say so
+            raise ProbeNotApplicable(f"{kind}: {good} has nothing this probe changes")
         where.write_bytes(content if isinstance(content, bytes) else content.encode())
     return where
+
+
+def _same_json(content: str | bytes, text: str) -> bool:
+    if content == text:
+        return True
+    try:
+        return bool(json.loads(content) == json.loads(text))
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser: surely changed
+        return False
 
 
 COMMANDS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
@@ -355,7 +371,11 @@ def probe_table(good: Path) -> str:
         cells = []
         for command in COMMANDS:
             with tempfile.TemporaryDirectory() as scratch:
-                code, _, err, _ = run_probe(kind, command, good, Path(scratch))
+                try:
+                    code, _, err, _ = run_probe(kind, command, good, Path(scratch))
+                except ProbeNotApplicable:
+                    cells.append("n/a")
+                    continue
             cells.append(str(code) + ("" if "Traceback" not in err else " (traceback!)"))
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
