@@ -6,6 +6,7 @@ example while pytest collects cases) costs nothing when torch is absent.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -237,6 +238,48 @@ def _cpu_has_native(dtype: str) -> bool:
     return needed is None or bool(isa & needed)
 
 
+#: int8 tensor cores do at least this many times the multiply-adds of bf16 ones on every NVIDIA GPU
+#: since Turing (2x on Ampere and Hopper); an int8 peak under bf16's means no such kernel ran
+INT8_OVER_BF16_EXPECTED = 1.0
+
+
+def _int8_peak(n: int, device: Device, repeats: int) -> tuple[float, str]:
+    """Peak int8 multiply-adds x2 per second of ``torch._int_mm`` and the right-hand layout that gave it.
+
+    cuBLASLt's int8 tensor-core kernels want the right-hand matrix column-major (``w.t()`` of a
+    contiguous (N, K) weight, as torchao lays it out); a row-major one can land on a far slower
+    fallback kernel. On CUDA both layouts are timed and the faster counts; on the CPU oneDNN takes
+    either, and one layout keeps the calibration within its few seconds."""
+    import torch
+
+    a8 = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
+    layouts = {"row-major": torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)}
+    if device == "cuda":
+        layouts["column-major"] = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device).t()
+    seconds = {name: _best_time(functools.partial(torch._int_mm, a8, b), device, repeats) for name, b in layouts.items()}
+    fastest = min(seconds, key=seconds.__getitem__)
+    return 2 * n**3 / seconds[fastest], fastest
+
+
+def int8_shortfall_note(peaks: dict[str, float], layout: str, device: Device) -> str | None:
+    """Why a GPU's measured int8 peak is below what its tensor cores do, when it is; else None.
+
+    A GPU whose int8 matmul runs slower than its bf16 one is not running an int8 tensor-core
+    kernel: the torch/cuBLASLt pair dispatches a generic one for this GPU (seen on an H100 with
+    torch 2.11 + CUDA 13: 127 TOP/s int8 against 767 TFLOP/s bf16). Quantized rungs there are
+    judged against the measured figure, which is the rate they can actually reach."""
+    if device != "cuda" or "int8" not in peaks or "bf16" not in peaks:
+        return None
+    ratio = peaks["int8"] / peaks["bf16"]
+    if ratio >= INT8_OVER_BF16_EXPECTED:
+        return None
+    return (
+        f"int8: torch._int_mm reached {peaks['int8'] / 1e12:.0f} TOP/s ({layout} right-hand side, the "
+        f"faster layout), {ratio:.2f}x the bf16 rate where int8 tensor cores give 2x: this torch/CUDA "
+        "build runs no int8 tensor-core kernel for this GPU, so int8 rungs cannot beat bf16 here"
+    )
+
+
 def calibrate(device: Device, *, matmul_n: int | None = None, repeats: int = 5) -> Calibration:
     """Measure peak matmul FLOP/s per dtype and copy bandwidth on ``device`` (a few seconds)."""
     import torch
@@ -255,11 +298,13 @@ def calibrate(device: Device, *, matmul_n: int | None = None, repeats: int = 5) 
             b = torch.randn(n, n, dtype=dtype, device=device)
             peaks[name] = 2 * n**3 / _best_time(lambda: a @ b, device, repeats)
         try:
-            a8 = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
-            b8 = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
-            peaks["int8"] = 2 * n**3 / _best_time(lambda: torch._int_mm(a8, b8), device, repeats)
+            peaks["int8"], layout = _int8_peak(n, device, repeats)
         except (RuntimeError, AttributeError) as exc:
             notes.append(f"int8: torch._int_mm unavailable ({type(exc).__name__})")
+        else:
+            note = int8_shortfall_note(peaks, layout, device)
+            if note:
+                notes.append(note)
         elements = (64 if device == "cpu" else 256) * 2**20
         src = torch.empty(elements, dtype=torch.float32, device=device).fill_(1.0)
         dst = torch.empty_like(src)

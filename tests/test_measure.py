@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from inferperf.cases import Case
-from inferperf.hardware import Calibration, is_out_of_memory
+from inferperf.hardware import Calibration, calibrate, int8_shortfall_note, is_out_of_memory
 from inferperf.measure import ModelFacts, StageClock, drain, dominant_stage, fill_extra_info, peak_memory_bytes
 from inferperf.settings import Budget
 
@@ -51,6 +51,21 @@ def test_calibration_judges_quantized_runs_against_int8_peak():
     assert calibration.peak_for("int8dyn") == 4.0
     assert calibration.peak_for("bf16") == 2.0
     assert calibration.peak_for("fp16") is None
+
+
+def test_int8_below_bf16_on_a_gpu_says_why_the_peak_is_low():
+    # the H100 figures of the GPU issue: 127 TOP/s int8 against 767 TFLOP/s bf16
+    note = int8_shortfall_note({"bf16": 767e12, "int8": 127e12}, "column-major", "cuda")
+    assert note and "127 TOP/s" in note and "no int8 tensor-core kernel" in note
+    assert int8_shortfall_note({"bf16": 767e12, "int8": 1500e12}, "column-major", "cuda") is None
+    assert int8_shortfall_note({"bf16": 1e12, "int8": 0.1e12}, "row-major", "cpu") is None
+
+
+def test_cpu_calibration_measures_int8_or_says_why_not():
+    pytest.importorskip("torch")
+    calibration = calibrate("cpu", matmul_n=256, repeats=2)
+    assert calibration.peak_flops_per_s["fp32"] > 0
+    assert "int8" in calibration.peak_flops_per_s or any(n.startswith("int8") for n in calibration.notes)
 
 
 def test_stage_clock_and_drain_count_every_item_once():

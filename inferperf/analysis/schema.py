@@ -124,8 +124,10 @@ MACHINE: tuple[Key, ...] = (
     _key(
         "calibration", "object", "—",
         "per device, measured once per session (~1–3 s): `peak_flops_per_s` per dtype (`fp32`, `bf16`, `fp16` where "
-        "the hardware has it natively, `int8` via `torch._int_mm`; best of 5 square matmuls, n=1024 on CPU, 8192 on "
-        "CUDA), `mem_bandwidth_bytes_per_s` (a large copy; bytes read + written), `seconds`, `notes`", **M,
+        "the hardware has it natively, `int8` via `torch._int_mm`, on CUDA the faster of a row- and a column-major "
+        "right-hand side; best of 5 square matmuls, n=1024 on CPU, 8192 on CUDA), `mem_bandwidth_bytes_per_s` (a "
+        "large copy; bytes read + written), `seconds`, `notes` (a dtype not calibrated and why; on a GPU whose int8 "
+        "rate falls below its bf16 rate, that no int8 tensor-core kernel ran)", **M,
     ),
     _key(
         "skipped", "list", "—",
