@@ -15,7 +15,7 @@ import numpy as np
 
 from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.settings import Thresholds
-from inferperf.analysis.tables import finite_number
+from inferperf.analysis.values import finite_number
 from inferperf.analysis.values import as_list, as_mapping
 from inferperf.analysis.stats import (
     RatioEstimate,

@@ -28,6 +28,7 @@ from inferperf.analysis.schema import (
     key_problems,
 )
 from inferperf.analysis.stats import SummaryStats
+from inferperf.analysis.values import finite_number
 
 #: the summary statistics every pytest-benchmark version writes (seconds per round)
 _REQUIRED_STATS = ("min", "max", "mean", "stddev", "median", "rounds")
@@ -198,16 +199,6 @@ class _Problems:
         self.lines.append(f"{self.name}: {message}")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _describe(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return type(value).__name__
@@ -224,7 +215,7 @@ def _summary(stats: Any, name: str, problems: _Problems) -> Summary | None:
         if key not in stats:
             problems.add(f"{name}: stats.{key} is missing")
             continue
-        number = _number(stats[key])
+        number = finite_number(stats[key])
         if number is None:
             problems.add(f"{name}: stats.{key} is {_describe(stats[key])}, expected a finite number")
         elif key in _TIME_STATS and number <= 0:
@@ -240,7 +231,7 @@ def _summary(stats: Any, name: str, problems: _Problems) -> Summary | None:
     if not values["min"] <= values["median"] <= values["max"]:
         problems.add(f"{name}: stats.median {values['median']!r} is not between stats.min and stats.max")
         return None
-    iqr = _number(stats.get("iqr"))
+    iqr = finite_number(stats.get("iqr"))
     return Summary(
         min=values["min"], max=values["max"], mean=values["mean"], stddev=values["stddev"],
         median=values["median"], rounds=int(values["rounds"]), iqr=iqr if iqr is not None and iqr >= 0 else None,
@@ -256,7 +247,7 @@ def _samples(stats: Any, rounds: int | None, name: str, problems: _Problems) -> 
         return None
     values = []
     for index, value in enumerate(data):
-        number = _number(value)
+        number = finite_number(value)
         if number is None or number <= 0:
             problems.add(f"{name}: stats.data[{index}] is {_describe(value)}, expected a positive time in seconds")
             return None

@@ -7,12 +7,12 @@ from typing import Callable, Mapping, Sequence
 from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.tables import (
     Table,
-    finite_number,
     fmt_bytes,
     fmt_fraction,
     fmt_rate,
     fmt_seconds,
 )
+from inferperf.analysis.values import finite_number
 
 
 def _fmt_joules(value: float | None) -> str:

@@ -11,16 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-
-def finite_number(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return number if math.isfinite(number) else None
+from inferperf.analysis.values import finite_number
 
 
 def fmt_seconds(value: float | None) -> str:
