@@ -39,7 +39,7 @@ from inferperf.analysis.abstats import (
 )
 from inferperf.analysis.fingerprint import machine_identity
 from inferperf.analysis.values import as_mapping
-from inferperf.analysis.load import Run, load_run, shown
+from inferperf.analysis.load import Benchmark, Run, load_run, shown
 from inferperf.analysis.output import atomic_write
 from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import Thresholds
@@ -163,9 +163,14 @@ def new_run_folder(store: Path) -> Path:
     while folder.exists():  # never reuse (or overwrite) an earlier experiment's folder
         suffix += 1
         folder = store / f"{stamp}-{suffix}"
+    make_side_folders(folder)
+    return folder
+
+
+def make_side_folders(folder: Path) -> None:
+    """``folder/base`` and ``folder/candidate``, which must not exist yet."""
     for side in SIDES:
         (folder / side).mkdir(parents=True)
-    return folder
 
 
 def run_blocks(
@@ -244,11 +249,14 @@ def load_blocks(folder: Path) -> tuple[list[tuple[int, Run, Run]], list[str]]:
     return blocks, skipped
 
 
-def _samples(run: Run, case_id: str) -> ProcessSamples | None:
-    bench = run.benchmarks.get(case_id)
-    if bench is None:
-        return None
+def _samples(bench: Benchmark) -> ProcessSamples:
+    """One process's round times of a case; its median alone when the run kept no raw data."""
     return ProcessSamples(bench.samples or (bench.summary.median,))
+
+
+def _geometric_mean_median(side: Sequence[ProcessSamples]) -> float:
+    """The typical median over a side's processes (the mean of their log medians, as the estimates use)."""
+    return math.exp(sum(math.log(p.median) for p in side) / len(side))
 
 
 def judge(
@@ -274,22 +282,23 @@ def judge(
                 contended += 1
                 if exclude_contended:
                     continue
-            pairs.append((_samples(base, case_id), _samples(cand, case_id)))
+            pairs.append((_samples(a), _samples(b)))
         needed = blocks_needed(noise[case_id], min_change=thresholds.min_change, alpha=thresholds.alpha) if noise and case_id in noise else None
         if len(pairs) < 2:
             results.append(CaseResult(case_id, None, "not comparable", None, None, contended, "fewer than 2 complete blocks", needed))
             continue
         base_side = [p[0] for p in pairs]
         cand_side = [p[1] for p in pairs]
-        estimate = paired_estimate(base_side, cand_side, confidence=thresholds.confidence, resamples=thresholds.resamples)  # type: ignore[arg-type]
+        estimate = paired_estimate(base_side, cand_side, confidence=thresholds.confidence, resamples=thresholds.resamples)
         verdict = ab_verdict(estimate, min_change=thresholds.min_change, alpha=alpha)
         note = ""
         if verdict == "inconclusive" and 2.0 / 2 ** len(pairs) >= alpha:
             note = f"{len(pairs)} blocks cannot reach p < {alpha:g}; run more blocks"
         elif needed is not None and len(pairs) < needed:
             note = f"this machine's A/A noise needs about {needed} blocks to detect {thresholds.min_change:.0%}"
-        geomean = lambda side: math.exp(sum(math.log(p.median) for p in side) / len(side))  # noqa: E731
-        results.append(CaseResult(case_id, estimate, verdict, geomean(base_side), geomean(cand_side), contended, note, needed))  # type: ignore[arg-type]
+        results.append(
+            CaseResult(case_id, estimate, verdict, _geometric_mean_median(base_side), _geometric_mean_median(cand_side), contended, note, needed)
+        )
     return results
 
 
@@ -316,15 +325,15 @@ def judge_groups(
                     contended += 1
                     if exclude_contended:
                         continue
-                sides[index].append(ProcessSamples(bench.samples or (bench.summary.median,)))
+                sides[index].append(_samples(bench))
         base_side, cand_side = sides
         if len(base_side) < 2 or len(cand_side) < 2:
             results.append(CaseResult(case_id, None, "not comparable", None, None, contended, "fewer than 2 runs on a side"))
             continue
         estimate = unpaired_estimate(base_side, cand_side, confidence=thresholds.confidence, resamples=thresholds.resamples)
-        geomean = lambda side: math.exp(sum(math.log(p.median) for p in side) / len(side))  # noqa: E731
+        verdict = ab_verdict(estimate, min_change=thresholds.min_change, alpha=thresholds.alpha)
         results.append(
-            CaseResult(case_id, estimate, ab_verdict(estimate, min_change=thresholds.min_change, alpha=thresholds.alpha), geomean(base_side), geomean(cand_side), contended)
+            CaseResult(case_id, estimate, verdict, _geometric_mean_median(base_side), _geometric_mean_median(cand_side), contended)
         )
     return results
 
@@ -419,14 +428,19 @@ def results_table(results: Sequence[CaseResult]):  # -> Table
     return Table("candidate vs base, per case (median seconds per round, geometric mean over runs; ratio > 1: slower)", headers, rows)
 
 
-def verdict_summary(results: Sequence[CaseResult], thresholds: Thresholds) -> str:
+#: the test behind the verdicts of an ``ab`` experiment
+PAIRED_BLOCKS_TEST = "paired sign-flip test per case over interleaved blocks"
+
+
+def verdict_summary(results: Sequence[CaseResult], thresholds: Thresholds, test: str = PAIRED_BLOCKS_TEST) -> str:
+    """Verdict counts and the rule behind them; ``test`` names the design's significance test."""
     counts: dict[str, int] = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     order = ("slower", "faster", "same", "inconclusive", "not comparable")
     text = ", ".join(f"{counts[v]} {v}" for v in order if v in counts) or "no case"
     return (
-        f"{text} (paired sign-flip test per case over interleaved blocks, p < {thresholds.alpha:g} and at least "
+        f"{text} ({test}, p < {thresholds.alpha:g} and at least "
         f"{thresholds.min_change:.0%} for slower/faster; 'same': the {thresholds.confidence:.0%} two-level bootstrap "
         f"interval inside ±{thresholds.min_change:.0%})"
     )
@@ -503,13 +517,13 @@ def power_experiment(
                 "candidate": Side("candidate", suite, Path(suite), sys.executable, {"INFERPERF_POWER_SLOWDOWN": str(extra)}, ()),
             }
             folder = root / label
-            for side in SIDES:
-                (folder / side).mkdir(parents=True)
+            make_side_folders(folder)
             design = Design(folder.name, rng.randrange(2**31), pool, ["test_power_workload.py"], {}, label == "aa")
             run_blocks(sides, ["test_power_workload.py"], folder, design, blocks=pool, progress=lambda line: progress(f"{label}: {line}"))
             seconds += [r.seconds for r in design.runs]
             pools[label], _ = load_blocks(folder)
     rows = []
+    mean_s = sum(seconds) / len(seconds)
     prepared = {label: _pool_blocks(blocks, thresholds) for label, blocks in pools.items()}
     for size in blocks_options:
         calls = {"aa": 0, "ab": 0}
@@ -521,17 +535,16 @@ def power_experiment(
                 estimate = pool_blocks.estimate(rng.sample(range(len(pool_blocks.d)), size), confidence=thresholds.confidence)
                 verdict = ab_verdict(estimate, min_change=thresholds.min_change, alpha=thresholds.alpha)
                 calls[label] += verdict in ("slower", "faster") if label == "aa" else verdict == "slower"
-        mean_s = sum(seconds) / len(seconds)
         rows.append(PowerRow(size, trials, calls["aa"] / trials, calls["ab"] / trials, size * 2 * mean_s))
-    return rows, root, sum(seconds) / len(seconds)
+    return rows, root, mean_s
 
 
 def _pool_blocks(blocks: Sequence[tuple[int, Run, Run]], thresholds: Thresholds) -> PairedBlocks:
     """The pool's blocks of its one case, bootstrap replicates computed once for every trial."""
     (case_id,) = {c for _, base, _ in blocks for c in base.benchmarks}
-    base = [_samples(b, case_id) for _, b, _ in blocks]
-    candidate = [_samples(c, case_id) for _, _, c in blocks]
-    return PairedBlocks(base, candidate, thresholds.resamples)  # type: ignore[arg-type]
+    base = [_samples(b.benchmarks[case_id]) for _, b, _ in blocks]
+    candidate = [_samples(c.benchmarks[case_id]) for _, _, c in blocks]
+    return PairedBlocks(base, candidate, thresholds.resamples)
 
 
 def power_table(rows: Sequence[PowerRow], slowdown: float, thresholds: Thresholds, process_s: float) -> str:

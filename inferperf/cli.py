@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from inferperf import __version__
 from inferperf.analysis.schema import RecordError
@@ -27,6 +27,11 @@ from inferperf.analysis.settings import (
     check_probability,
     check_range,
 )
+
+if TYPE_CHECKING:
+    from inferperf.ab import CaseResult
+    from inferperf.analysis.output import Outputs
+    from inferperf.analysis.tables import Table
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -205,15 +210,23 @@ def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[
         results = ab.judge_groups(base.runs, candidate.runs, thresholds, select=select, exclude_contended=args.exclude_contended)
     if not any(r.estimate is not None for r in results):
         raise UsageError("nothing was compared: no case has at least two runs on each side" + (f" matching -k {args.k!r}" if args.k else ""))
-    design = "paired blocks, in the order given" if args.paired else "unpaired groups (label permutation test)"
+    test = "paired blocks, in the order given" if args.paired else "unpaired groups (label permutation test)"
     table = ab.results_table(results)
-    summary = ab.verdict_summary(results, thresholds).replace("paired sign-flip test per case over interleaved blocks", design)
+    summary = ab.verdict_summary(results, thresholds, test)
     sys.stdout.write(table.text() + "\n\n" + summary + "\n")
     outputs = Outputs([*base.inputs, *candidate.inputs])
+    return _write_verdicts(args, outputs, "compare", summary, table, ab.results_json(results, None, thresholds), results)
+
+
+def _write_verdicts(
+    args: argparse.Namespace, outputs: Outputs, command: str, summary: str, table: Table, payload: str,
+    results: Sequence[CaseResult],
+) -> int:
+    """The ``--markdown``/``--json`` files of many-runs verdicts (``ab``, ``compare --base/--candidate``), then the gate."""
     if args.markdown:
-        _write(outputs, args.markdown, f"### inferperf compare\n\n{summary}\n\n{table.markdown()}\n", "--markdown")
+        _write(outputs, args.markdown, f"### inferperf {command}\n\n{summary}\n\n{table.markdown()}\n", "--markdown")
     if args.json:
-        _write(outputs, args.json, ab.results_json(results, None, thresholds), "--json")
+        _write(outputs, args.json, payload, "--json")
     if args.fail_on_regression and any(r.verdict == "slower" for r in results):
         return EXIT_REGRESSION
     return EXIT_OK
@@ -446,13 +459,7 @@ def _ab(args: argparse.Namespace) -> int:
                 n = blocks_needed(r.estimate.sigma, min_change=thresholds.min_change, alpha=thresholds.alpha)
                 print(f"inferperf ab: {r.case_id}: block-to-block sigma {r.estimate.sigma:.4f}; about {n} blocks detect {thresholds.min_change:.0%} at 95% power", file=sys.stderr)
         print(f"inferperf ab: noise profile saved to {shown(path)}", file=sys.stderr)
-    if args.markdown:
-        _write(outputs, args.markdown, f"### inferperf ab\n\n{summary}\n\n{table.markdown()}\n", "--markdown")
-    if args.json:
-        _write(outputs, args.json, ab.results_json(results, design, thresholds), "--json")
-    if args.fail_on_regression and any(r.verdict == "slower" for r in results):
-        return EXIT_REGRESSION
-    return EXIT_OK
+    return _write_verdicts(args, outputs, "ab", summary, table, ab.results_json(results, design, thresholds), results)
 
 
 # --------------------------------------------------------------------------------------------
