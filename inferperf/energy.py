@@ -44,6 +44,12 @@ class EnergyMeter:
         return used if used >= 0 else None
 
 
+def _read_counter(domain: str, name: str) -> int:
+    """One integer file of a RAPL domain (``energy_uj``, ``max_energy_range_uj``)."""
+    with open(os.path.join(domain, name), encoding="ascii") as fh:
+        return int(fh.read())
+
+
 def _rapl_packages(root: str = RAPL_ROOT) -> list[str]:
     """The package-level RAPL domains (``intel-rapl:0``, ``intel-rapl:1``…), not their sub-domains."""
     found = []
@@ -69,10 +75,8 @@ def rapl_meter(root: str = RAPL_ROOT) -> EnergyMeter:
     wrap = 0.0
     for domain in packages:
         try:
-            with open(os.path.join(domain, "energy_uj"), encoding="ascii") as fh:
-                int(fh.read())
-            with open(os.path.join(domain, "max_energy_range_uj"), encoding="ascii") as fh:
-                wrap += int(fh.read()) / 1e6
+            _read_counter(domain, "energy_uj")
+            wrap += _read_counter(domain, "max_energy_range_uj") / 1e6
             readable.append(domain)
         except (OSError, ValueError):
             continue
@@ -80,14 +84,10 @@ def rapl_meter(root: str = RAPL_ROOT) -> EnergyMeter:
         return EnergyMeter(None, f"RAPL counters under {root} are not readable by this user (root only since Linux 5.10)")
 
     def read() -> float | None:
-        total = 0.0
-        for domain in readable:
-            try:
-                with open(os.path.join(domain, "energy_uj"), encoding="ascii") as fh:
-                    total += int(fh.read()) / 1e6
-            except (OSError, ValueError):
-                return None
-        return total
+        try:
+            return sum(_read_counter(domain, "energy_uj") for domain in readable) / 1e6
+        except (OSError, ValueError):
+            return None
 
     return EnergyMeter("rapl", None, read, wrap_j=wrap if len(readable) == 1 else None)
 
