@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping
+from functools import partial
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -144,32 +145,39 @@ def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device:
             package = aoti_compile_and_package(exported, package_path=str(workdir / "model.pt2"))
         except Exception as exc:
             raise RungUnavailable(f"torch.export + AOTInductor failed: {error_line(exc)}") from None
-        if _probe_wanted(device):
+        probed = _probe_wanted(device)
+        if probed:
             probe_aoti_load(Path(package), example, device, workdir)
         try:
             runner = aoti_load_package(package)
         except Exception as exc:
             raise RungUnavailable(f"aoti_load_package failed: {error_line(exc)}") from None
-    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": _probe_wanted(device)})
+    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": probed})
+
+
+def _torchao_rung(
+    model: nn.Module,
+    workdir: Path,
+    device: str,
+    quantize: Callable[[nn.Module, str], tuple[nn.Module, str]],
+    compile_with: torch.Tensor | None = None,
+) -> Prepared:
+    """A torchao rung: ``quantize`` (which names its configuration in ``quant_config``), compiled
+    at ``compile_with``'s shape when given; the size is the quantized weights'."""
+    clock, warned, notes = Stopwatch(), list[str](), dict[str, object]()
+    with captured_warnings(warned):
+        quantized, notes["quant_config"] = quantize(model, device)
+    runner = quantized if compile_with is None else _compile(quantized, compile_with, warned, notes)
+    return Prepared(runner, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes=notes)
 
 
 def prepare_ao_int8(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), list[str]()
-    with captured_warnings(warned):
-        quantized, config = torchao_int8(model, device, compiled=False)
-    return Prepared(quantized, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes={"quant_config": config})
+    return _torchao_rung(model, workdir, device, partial(torchao_int8, compiled=False))
 
 
 def prepare_ao_int8_compile(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned, notes = Stopwatch(), list[str](), dict[str, object]()
-    with captured_warnings(warned):
-        quantized, notes["quant_config"] = torchao_int8(model, device, compiled=True)
-    compiled = _compile(quantized, example, warned, notes)
-    return Prepared(compiled, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes=notes)
+    return _torchao_rung(model, workdir, device, partial(torchao_int8, compiled=True), compile_with=example)
 
 
 def prepare_ao_fp8(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
-    clock, warned = Stopwatch(), list[str]()
-    with captured_warnings(warned):
-        quantized, config = torchao_float8(model, device)
-    return Prepared(quantized, state_dict_bytes(quantized, workdir / "state.pt"), clock.seconds(), warnings=warned, notes={"quant_config": config})
+    return _torchao_rung(model, workdir, device, torchao_float8)

@@ -42,27 +42,22 @@ TORCHAO_INT8_CONFIGS: dict[tuple[str, bool], str] = {
 FLOAT8_MIN_CAPABILITY = (8, 9)
 
 
-def torchao_unusable_reason(device: str) -> str | None:
-    """Why torchao's kernels cannot be trusted here (its pairing with this torch), or None."""
+def require_torchao_kernels(device: str) -> None:
+    """``RungUnavailable`` when torchao's kernels cannot be trusted here (its pairing with this torch)."""
     from inferperf.hardware import torchao_pairing
 
     pairing = torchao_pairing()
-    if pairing is None:
-        return None
-    if device == "cuda" and not pairing["extensions_loaded"]:
-        return (
+    if pairing is not None and device == "cuda" and not pairing["extensions_loaded"]:
+        raise RungUnavailable(
             f"torchao {pairing['torchao']} did not load its compiled kernels with torch {pairing['torch']} "
             f"({pairing['reason']}): its CUDA paths would run on slow fallbacks, measuring the install, not the "
             "technique; install the torchao release built for this torch"
         )
-    return None
 
 
 def torchao_int8(model: nn.Module, device: str, compiled: bool) -> tuple[nn.Module, str]:
     """The model with torchao's recommended int8 configuration for ``device`` (and its name)."""
-    reason = torchao_unusable_reason(device)
-    if reason:
-        raise RungUnavailable(reason)
+    require_torchao_kernels(device)
     name = TORCHAO_INT8_CONFIGS[device, compiled]
     try:
         import torchao.quantization as ao
@@ -80,9 +75,7 @@ def torchao_float8(model: nn.Module, device: str) -> tuple[nn.Module, str]:
     capability = torch.cuda.get_device_capability()
     if capability < FLOAT8_MIN_CAPABILITY:
         raise RungUnavailable(f"float8 needs compute capability >= 8.9; this GPU has {capability[0]}.{capability[1]}")
-    reason = torchao_unusable_reason(device)
-    if reason:
-        raise RungUnavailable(reason)
+    require_torchao_kernels(device)
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
     except ImportError as exc:
