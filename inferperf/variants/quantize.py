@@ -83,8 +83,3 @@ def torchao_float8(model: nn.Module, device: str) -> tuple[nn.Module, str]:
     quantized = copy.deepcopy(model)
     quantize_(quantized, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
     return quantized, "Float8DynamicActivationFloat8WeightConfig(PerRow)"
-
-
-def torchao_int8_dynamic(model: nn.Module) -> nn.Module:
-    """torchao on the CPU: int8 weights and dynamically quantized int8 activations (the pipeline's scorer)."""
-    return torchao_int8(model, "cpu", compiled=False)[0]
