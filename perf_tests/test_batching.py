@@ -87,7 +87,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_case) -> None:
-    from inferperf.data.loaders import batch_source
+    from inferperf.data.loaders import batch_source, preprocessing_agreement
 
     classifier = clip_zero_shot.model
     paths = jpeg_corpus.paths(IMAGES[settings.tier, case.device])
@@ -100,7 +100,7 @@ def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_cas
     processed: list[int] = []
     extra: dict[str, object] = {}
     if variant.kind == "tensor_pre":
-        extra["agreement"] = device_preprocessing_agreement(classifier, paths[:AGREEMENT_IMAGES], case.device)
+        extra["agreement"] = preprocessing_agreement(paths[:AGREEMENT_IMAGES], classifier.transform, case.device, classifier.classify)
 
     def one_pass() -> None:
         processed.append(drain(source, classifier.classify, clock))
@@ -125,18 +125,3 @@ def test_batching(case: Case, clip_zero_shot, jpeg_corpus, settings, measure_cas
     # every round classified every image exactly once: no image dropped or counted twice
     assert processed and all(n == len(paths) for n in processed), processed
     assert info["dominant_stage"] in ("data", "model")
-
-
-def device_preprocessing_agreement(classifier, paths, device: str) -> dict[str, object]:
-    """The device's preprocessing against the image processor's: pixels, and the label probabilities they give."""
-    import torch
-
-    from inferperf.data.loaders import TensorPreprocess, decode, preprocessing_agreement
-
-    agreement: dict[str, object] = dict(preprocessing_agreement(paths, classifier.transform, device))
-    with torch.inference_mode():
-        reference = classifier.classify(classifier.transform.batch([decode(p) for p in paths])).float().cpu()
-        candidate = classifier.classify(next(TensorPreprocess.of(classifier.transform.processor, device).batches(paths, len(paths)))).float().cpu()
-    agreement["probs_max_abs_diff"] = (reference - candidate).abs().max().item()
-    agreement["top1_match"] = (reference.argmax(-1) == candidate.argmax(-1)).float().mean().item()
-    return agreement

@@ -58,6 +58,10 @@ def test_tensor_preprocessing_matches_the_image_processor(corpus_paths):
     agreement = preprocessing_agreement(corpus_paths[:6], transform, "cpu")
     # Pillow's and torchvision's bicubic kernels differ by a few levels at most (pixels are in std units, ~1/0.27 per 255)
     assert agreement["pixel_mean_abs_diff"] < 0.05 and agreement["images"] == 6
+    # with a classifier, the probabilities both preprocessings lead to (here: the channel means, softmaxed)
+    with_probs = preprocessing_agreement(corpus_paths[:6], transform, "cpu", lambda batch: batch.mean(dim=(2, 3)).softmax(-1))
+    assert with_probs["pixel_max_abs_diff"] == agreement["pixel_max_abs_diff"]
+    assert with_probs["probs_max_abs_diff"] < 0.01 and with_probs["top1_match"] == 1.0
     source = batch_source("tensor_pre", corpus_paths, 4, transform, device="cpu")
     shapes = [tuple(batch.shape) for batch in source()]
     assert shapes == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from inferperf.data.sources import SourceKind  # noqa: E402
+from inferperf.data.sources import SourceKind
 
 
 @dataclass(frozen=True)
@@ -173,9 +173,23 @@ def batch_source(
     return BatchSource(kind, tuple(paths), batch, transform, loader, tensor_pre)
 
 
-def preprocessing_agreement(paths: Sequence[Path], transform: ImageProcessorTransform, device: str) -> dict[str, float | int]:
-    """How far ``tensor_pre`` on ``device`` is from the image processor on the same images (pixel values)."""
+def preprocessing_agreement(
+    paths: Sequence[Path],
+    transform: ImageProcessorTransform,
+    device: str,
+    classify: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, float | int]:
+    """How far ``tensor_pre`` on ``device`` is from the image processor on the same images: pixel
+    values, and with ``classify`` (a batch -> label probabilities) the probabilities they lead to."""
     reference = transform.batch([decode(p) for p in paths])
-    candidate = next(TensorPreprocess.of(transform.processor, device).batches(paths, len(paths))).float().cpu()
-    difference = (reference - candidate).abs()
-    return {"pixel_mean_abs_diff": difference.mean().item(), "pixel_max_abs_diff": difference.max().item(), "images": len(paths)}
+    candidate = next(TensorPreprocess.of(transform.processor, device).batches(paths, len(paths)))
+    difference = (reference - candidate.float().cpu()).abs()
+    agreement: dict[str, float | int] = {
+        "pixel_mean_abs_diff": difference.mean().item(), "pixel_max_abs_diff": difference.max().item(), "images": len(paths),
+    }
+    if classify is not None:
+        with torch.inference_mode():
+            expected, got = classify(reference).float().cpu(), classify(candidate).float().cpu()
+        agreement["probs_max_abs_diff"] = (expected - got).abs().max().item()
+        agreement["top1_match"] = (expected.argmax(-1) == got.argmax(-1)).float().mean().item()
+    return agreement
