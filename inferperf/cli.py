@@ -87,6 +87,16 @@ def _number_list(cast: Callable[[str], float], minimum: float, example: str) -> 
     return parse
 
 
+def _nothing_compared(why: str, k: str | None) -> UsageError:
+    """Exit 2 for a comparison that compared nothing, naming the -k filter that may be the cause."""
+    return UsageError(f"nothing was compared: {why}" + (f" among those matching -k {k!r}" if k else ""))
+
+
+def _seed(given: int | None) -> int:
+    """The seed the user gave, or a fresh random one (recorded by the caller, so a run can be repeated)."""
+    return given if given is not None else int.from_bytes(os.urandom(4), "little")
+
+
 def _select(expression: str | None) -> Callable[[str], bool]:
     from inferperf.analysis.select import ExpressionError, compile_expression
 
@@ -149,10 +159,7 @@ def _compare(args: argparse.Namespace) -> int:
         # a gate that compared nothing must not pass: a typo in -k, an empty or foreign contender
         for contender in loaded.runs[1:]:
             if not any(c.estimate is not None for c in comparisons if c.contender_label == contender.label):
-                raise UsageError(
-                    f"nothing was compared: {contender.label} has no case in common with {loaded.runs[0].label}"
-                    + (f" among those matching -k {args.k!r}" if args.k else "")
-                )
+                raise _nothing_compared(f"{contender.label} has no case in common with {loaded.runs[0].label}", args.k)
     report = ComparisonReport(
         runs=loaded.runs,
         comparisons=comparisons,
@@ -209,7 +216,7 @@ def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[
     else:
         results = ab.judge_groups(base.runs, candidate.runs, thresholds, select=select, exclude_contended=args.exclude_contended)
     if not any(r.estimate is not None for r in results):
-        raise UsageError("nothing was compared: no case has at least two runs on each side" + (f" matching -k {args.k!r}" if args.k else ""))
+        raise _nothing_compared("no case has at least two runs on each side", args.k)
     test = "paired blocks, in the order given" if args.paired else "unpaired groups (label permutation test)"
     table = ab.results_table(results)
     summary = ab.verdict_summary(results, thresholds, test)
@@ -262,7 +269,7 @@ def _detection_power(args: argparse.Namespace) -> int:
         thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha)
         slowdowns = [s for s in args.slowdowns if s > 0] if args.slowdowns else []
         slowdown = slowdowns[0] if slowdowns else 0.05
-        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        seed = _seed(args.seed)
         rows, folder, process_s = ab.power_experiment(
             args.pool, slowdown, [int(b) for b in args.blocks], args.trials, thresholds, args.store, seed,
             progress=lambda line: print(f"inferperf detection-power: {line}", file=sys.stderr, flush=True),
@@ -402,7 +409,7 @@ def _ab(args: argparse.Namespace) -> int:
             raise UsageError("--until-decided needs --max-blocks")
         blocks = args.max_blocks if args.until_decided else args.blocks
         repo = Path.cwd()
-        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        seed = _seed(args.seed)
         with tempfile.TemporaryDirectory(prefix="inferperf-ab-") as scratch:
             sides: dict[ab.SideName, ab.Side] = {}
             try:
@@ -439,7 +446,7 @@ def _ab(args: argparse.Namespace) -> int:
     noise = {} if args.aa else ab.load_noise_profile(args.store, blocks_run[0][1])
     results = ab.judge(blocks_run, thresholds, select=select, exclude_contended=args.exclude_contended, noise=noise)
     if not results:
-        raise UsageError("nothing was compared: no case ran on both sides" + (f" matching -k {args.k!r}" if args.k else ""))
+        raise _nothing_compared("no case ran on both sides", args.k)
     table = ab.results_table(results)
     summary = ab.verdict_summary(results, thresholds)
     sys.stdout.write(table.text() + "\n\n" + summary + "\n")
@@ -451,11 +458,11 @@ def _ab(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.aa:
+        from inferperf.analysis.abstats import blocks_needed
+
         path = ab.save_noise_profile(args.store, blocks_run, results, pytest_args)
         for r in results:
             if r.estimate is not None:
-                from inferperf.analysis.abstats import blocks_needed
-
                 n = blocks_needed(r.estimate.sigma, min_change=thresholds.min_change, alpha=thresholds.alpha)
                 print(f"inferperf ab: {r.case_id}: block-to-block sigma {r.estimate.sigma:.4f}; about {n} blocks detect {thresholds.min_change:.0%} at 95% power", file=sys.stderr)
         print(f"inferperf ab: noise profile saved to {shown(path)}", file=sys.stderr)
