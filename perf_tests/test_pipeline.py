@@ -10,6 +10,7 @@ compiled) and bf16, each with one forward per crop (as published) or all crops i
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 from dataclasses import replace
 
@@ -83,19 +84,22 @@ def test_pipeline(case: Case, scene, scorer_variant, settings, measure_case) -> 
     import torch
 
     from inferperf.models.aimv2 import decision_agreement, score_crops
+    from inferperf.variants.compiled import counting_compiles
 
     image, boxes = scene
     boxes = boxes[: CROPS[settings.tier]]
     batched = SCORING_VARIANTS[case.variant].batched
     crops = [image.crop(box) for box in boxes]
     scorer, embed, input_dtype = scorer_variant.scorer, scorer_variant.embed, scorer_variant.input_dtype
-    with torch.inference_mode():
+    compiled = SCORING_VARIANTS[case.variant].precision.compiled
+    compile_notes: dict[str, object] = {}
+    with torch.inference_mode(), counting_compiles(compile_notes) if compiled else nullcontext():
         started = time.perf_counter()
         candidate = score_crops(scorer, embed, input_dtype, crops, batched, case.device)
         first_call_s = time.perf_counter() - started
     agreement = decision_agreement(scorer_variant.reference(crops), candidate, THRESHOLDS)
     facts = scorer_variant.facts
-    if SCORING_VARIANTS[case.variant].precision.compiled:
+    if compiled:
         # compilation happens at the first call: it is set-up, never timing
         facts = replace(facts, setup_s=(facts.setup_s or 0) + first_call_s)
     baseline = replace(case, variant="fp32_percrop", dtype="fp32", batch=1, requires=("torch",))
@@ -114,6 +118,7 @@ def test_pipeline(case: Case, scene, scorer_variant, settings, measure_case) -> 
             "agreement": agreement,
             "first_call_s": first_call_s,
             "baseline_case_id": baseline.case_id,
+            **compile_notes,
             **scorer_variant.weights,
         },
     )

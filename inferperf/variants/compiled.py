@@ -9,12 +9,13 @@ CUDA 13) and took the whole session with it; a crash in the probe is a skip with
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 import os
 import subprocess
 import sys
 from pathlib import Path
 from functools import partial
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -62,19 +63,25 @@ def compile_counters() -> dict[str, object]:
     }
 
 
-def _compile(model: nn.Module, example: torch.Tensor, warned: list[str], notes: dict[str, object]):
-    """Compile and run once: compilation happens at the first call, so it is set-up, not timing."""
+@contextmanager
+def counting_compiles(notes: dict[str, object]) -> Iterator[None]:
+    """Record in ``notes["compile"]`` what torch._dynamo counted inside the block (its first calls)."""
     from torch._dynamo.utils import counters
 
     counters.clear()
-    with captured_warnings(warned):
+    yield
+    notes["compile"] = compile_counters()
+
+
+def _compile(model: nn.Module, example: torch.Tensor, warned: list[str], notes: dict[str, object]):
+    """Compile and run once: compilation happens at the first call, so it is set-up, not timing."""
+    with captured_warnings(warned), counting_compiles(notes):
         compiled = torch.compile(model)
         try:
             with torch.inference_mode():
                 compiled(example)
         except Exception as exc:  # inductor needs a working C++ compiler on CPU, Triton on CUDA
             raise RungUnavailable(f"torch.compile failed: {error_line(exc)}") from None
-    notes["compile"] = compile_counters()
     return compiled
 
 
