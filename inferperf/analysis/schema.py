@@ -238,7 +238,7 @@ EXTRA_INFO: tuple[Key, ...] = (
     _key(
         "compile", "object", "—",
         "compiled rungs and variants: what `torch._dynamo` counted while compiling: `graphs`, `graph_breaks` and the "
-        "top `break_reasons`, `recompiles`, `frames_compiled`",
+        "top `break_reasons`, `recompiles`, `frames_compiled` (Python frames compiled)",
     ),
     _key(
         "quant_config", "str", "—",

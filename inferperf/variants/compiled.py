@@ -59,7 +59,8 @@ def compile_counters() -> dict[str, object]:
         "graph_breaks": int(sum(breaks.values())),
         "break_reasons": [str(reason)[:160] for reason, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:3]],
         "recompiles": int(sum(counters.get("recompiles", {}).values())),
-        "frames_compiled": int(stats.get("calls_captured", 0)),
+        # dynamo's "stats.calls_captured" counts operations put in graphs, not frames
+        "frames_compiled": int(counters.get("frames", {}).get("ok", 0)),
     }
 
 
