@@ -27,8 +27,8 @@ from typing import Callable, Literal, Mapping, Sequence
 
 from inferperf.analysis.abstats import (
     AbEstimate,
-    PairedBlocks,
     AbVerdict,
+    PairedBlocks,
     ProcessSamples,
     ab_verdict,
     blocks_needed,
@@ -38,11 +38,11 @@ from inferperf.analysis.abstats import (
     unpaired_estimate,
 )
 from inferperf.analysis.fingerprint import machine_identity
-from inferperf.analysis.values import as_mapping
 from inferperf.analysis.load import Benchmark, Run, load_run, shown
 from inferperf.analysis.output import atomic_write
 from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import Thresholds
+from inferperf.analysis.values import as_mapping
 
 SideName = Literal["base", "candidate"]
 SIDES: tuple[SideName, SideName] = ("base", "candidate")

@@ -15,8 +15,6 @@ import numpy as np
 
 from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.settings import Thresholds
-from inferperf.analysis.values import finite_number
-from inferperf.analysis.values import as_list, as_mapping
 from inferperf.analysis.stats import (
     RatioEstimate,
     Verdict,
@@ -26,6 +24,7 @@ from inferperf.analysis.stats import (
     symmetric_interval,
     verdict,
 )
+from inferperf.analysis.values import as_list, as_mapping, finite_number
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,14 @@ def compile_counters() -> dict[str, object]:
 
     breaks: Mapping[str, int] = counters.get("graph_break", {})
     stats: Mapping[str, int] = counters.get("stats", {})
+    frames: Mapping[str, int] = counters.get("frames", {})
     return {
         "graphs": int(stats.get("unique_graphs", 0)),
         "graph_breaks": int(sum(breaks.values())),
         "break_reasons": [str(reason)[:160] for reason, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:3]],
         "recompiles": int(sum(counters.get("recompiles", {}).values())),
         # dynamo's "stats.calls_captured" counts operations put in graphs, not frames
-        "frames_compiled": int(counters.get("frames", {}).get("ok", 0)),
+        "frames_compiled": int(frames.get("ok", 0)),
     }
 
 
