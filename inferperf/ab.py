@@ -434,11 +434,9 @@ PAIRED_BLOCKS_TEST = "paired sign-flip test per case over interleaved blocks"
 
 def verdict_summary(results: Sequence[CaseResult], thresholds: Thresholds, test: str = PAIRED_BLOCKS_TEST) -> str:
     """Verdict counts and the rule behind them; ``test`` names the design's significance test."""
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    order = ("slower", "faster", "same", "inconclusive", "not comparable")
-    text = ", ".join(f"{counts[v]} {v}" for v in order if v in counts) or "no case"
+    from inferperf.analysis.tables import verdict_counts
+
+    text = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(r.verdict for r in results)) or "no case"
     return (
         f"{text} ({test}, p < {thresholds.alpha:g} and at least "
         f"{thresholds.min_change:.0%} for slower/faster; 'same': the {thresholds.confidence:.0%} two-level bootstrap "

@@ -18,7 +18,7 @@ from inferperf.analysis.compare import (
     Speedup,
     Thresholds,
 )
-from inferperf.analysis.load import Benchmark, Run
+from inferperf.analysis.load import Benchmark, Run, shown
 from inferperf.analysis.output import Outputs
 from inferperf.analysis.tables import (
     Table,
@@ -28,6 +28,7 @@ from inferperf.analysis.tables import (
     fmt_rate,
     fmt_ratio,
     fmt_seconds,
+    verdict_counts,
 )
 
 GroupBy = Literal["technique", "model", "device"]
@@ -144,11 +145,7 @@ def all_tables(report: ComparisonReport) -> list[Table]:
 
 
 def _verdict_counts(report: ComparisonReport) -> str:
-    counts: dict[str, int] = {}
-    for c in report.comparisons:
-        counts[c.verdict] = counts.get(c.verdict, 0) + 1
-    order = ("slower", "faster", "same", "not comparable")
-    summary = ", ".join(f"{counts[v]} {v}" for v in order if v in counts)
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(c.verdict for c in report.comparisons))
     t = report.thresholds
     return f"{summary} (a change needs p < {t.alpha} and at least {t.min_change:.0%}; {t.confidence:.0%} intervals)"
 
@@ -412,13 +409,9 @@ def changed_table(report: ComparisonReport) -> Table | None:
 
 
 def _counts_html(report: ComparisonReport) -> str:
-    counts: dict[str, int] = {}
-    for c in report.comparisons:
-        counts[c.verdict] = counts.get(c.verdict, 0) + 1
     spans = "".join(
-        f"<span class='{ {'slower': 'slower', 'faster': 'faster'}.get(v, '') }'>{counts[v]} {html.escape(v)}</span>"
-        for v in ("slower", "faster", "same", "not comparable")
-        if v in counts
+        f"<span class='{ {'slower': 'slower', 'faster': 'faster'}.get(v, '') }'>{n} {html.escape(v)}</span>"
+        for v, n in verdict_counts(c.verdict for c in report.comparisons)
     )
     t = report.thresholds
     rule = f"A change needs p < {t.alpha} and at least {t.min_change:.0%}; intervals cover {t.confidence:.0%}."
@@ -428,7 +421,7 @@ def _counts_html(report: ComparisonReport) -> str:
 def render_html(report: ComparisonReport) -> str:
     labels = [r.label for r in report.runs]
     title = f"inferperf compare: {labels[0]} vs {labels[1]}" if len(labels) == 2 else f"inferperf compare: {len(labels) - 1} runs vs {labels[0]}"
-    runs = "".join(f"<li><b>{html.escape(r.label)}</b>: {html.escape(shown_path(r))}</li>" for r in report.runs)
+    runs = "".join(f"<li><b>{html.escape(r.label)}</b>: {html.escape(shown(r.path))}</li>" for r in report.runs)
     parts = [f"<h1>{html.escape(title)}</h1>", _counts_html(report)]
     changed = changed_table(report)
     parts.append(changed.html() if changed else "<p>No case changed beyond the threshold.</p>")
@@ -450,8 +443,3 @@ def render_html(report: ComparisonReport) -> str:
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
 
-
-def shown_path(run: Run) -> str:
-    from inferperf.analysis.load import shown
-
-    return shown(run.path)

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from inferperf.analysis.values import finite_number
+
+#: the order verdicts are counted in, changes first (compare's and ab's verdicts together)
+VERDICT_ORDER = ("slower", "faster", "same", "inconclusive", "not comparable")
+
+
+def verdict_counts(verdicts: Iterable[str]) -> list[tuple[str, int]]:
+    """How many of each verdict, in ``VERDICT_ORDER``, leaving out verdicts that did not occur."""
+    counts = Counter(verdicts)
+    return [(verdict, counts[verdict]) for verdict in VERDICT_ORDER if counts[verdict]]
 
 
 def fmt_seconds(value: float | None) -> str:
