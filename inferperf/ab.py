@@ -33,6 +33,7 @@ from inferperf.analysis.abstats import (
     ab_verdict,
     blocks_needed,
     look_schedule,
+    min_sign_flip_p,
     paired_estimate,
     spent_alpha,
     unpaired_estimate,
@@ -292,7 +293,7 @@ def judge(
         estimate = paired_estimate(base_side, cand_side, confidence=thresholds.confidence, resamples=thresholds.resamples)
         verdict = ab_verdict(estimate, min_change=thresholds.min_change, alpha=alpha)
         note = ""
-        if verdict == "inconclusive" and 2.0 / 2 ** len(pairs) >= alpha:
+        if verdict == "inconclusive" and min_sign_flip_p(len(pairs)) >= alpha:
             note = f"{len(pairs)} blocks cannot reach p < {alpha:g}; run more blocks"
         elif needed is not None and len(pairs) < needed:
             note = f"this machine's A/A noise needs about {needed} blocks to detect {thresholds.min_change:.0%}"

@@ -95,6 +95,17 @@ def _replicates(processes: Sequence[ProcessSamples], rng: np.random.Generator, c
     return np.stack(rows)
 
 
+def _log_medians(processes: Sequence[ProcessSamples]) -> np.ndarray:
+    return np.log([p.median for p in processes])
+
+
+def _group_bootstrap(processes: Sequence[ProcessSamples], rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Two-level bootstrap of one group's mean log median: processes resampled, then each one's rounds."""
+    replicates = _replicates(processes, rng, resamples)  # drawn before the picks: the answer for given runs stays the same
+    picks = rng.integers(0, len(processes), size=(resamples, len(processes)))
+    return _draw(replicates, picks, rng).mean(axis=1)
+
+
 def _draw(replicates: np.ndarray, picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For every picked process (level 1), one of its resampled log medians (level 2)."""
     return replicates[picks, rng.integers(0, replicates.shape[1], size=picks.shape)]
@@ -145,8 +156,7 @@ class PairedBlocks:
     def __init__(self, base: Sequence[ProcessSamples], candidate: Sequence[ProcessSamples], resamples: int = DEFAULT_BOOTSTRAP) -> None:
         if len(base) != len(candidate) or not base:
             raise ValueError("paired blocks need the same, non-zero number of runs per side")
-        log_base = np.log([p.median for p in base])
-        log_candidate = np.log([p.median for p in candidate])
+        log_base, log_candidate = _log_medians(base), _log_medians(candidate)
         self.d = log_candidate - log_base
         self.rng = _rng(log_base, log_candidate)
         self.resamples = resamples
@@ -208,11 +218,10 @@ def unpaired_estimate(
     """Groups of runs per side: difference of mean log medians, two-level bootstrap, label permutation."""
     if not base or not candidate:
         raise ValueError("each side needs at least one run")
-    log_base = np.log([p.median for p in base])
-    log_candidate = np.log([p.median for p in candidate])
+    log_base, log_candidate = _log_medians(base), _log_medians(candidate)
     rng = _rng(log_base, log_candidate)
-    boot_b = _draw(_replicates(base, rng, resamples), rng.integers(0, len(base), size=(resamples, len(base))), rng).mean(axis=1)
-    boot_c = _draw(_replicates(candidate, rng, resamples), rng.integers(0, len(candidate), size=(resamples, len(candidate))), rng).mean(axis=1)
+    boot_b = _group_bootstrap(base, rng, resamples)
+    boot_c = _group_bootstrap(candidate, rng, resamples)
     low, high = symmetric_interval(boot_c - boot_b, confidence)
     observed = abs(log_candidate.mean() - log_base.mean()) * (1 - 1e-12)
     pooled = np.concatenate([log_base, log_candidate])
