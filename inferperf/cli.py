@@ -256,30 +256,22 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _detection_power(args: argparse.Namespace) -> int:
-    from inferperf.analysis.detection import numpy_workload, render_report, run_trials
     from inferperf.analysis.output import Outputs
 
     outputs = Outputs()
     if args.markdown:
         outputs.check(Path(args.markdown), "--markdown")
-    if args.ab:
-        from inferperf import ab
-        from inferperf.analysis.settings import Thresholds
+    text = _power_of_ab_design(args) if args.ab else _power_of_one_run_per_side(args)
+    sys.stdout.write(text)
+    if args.markdown:
+        _write(outputs, args.markdown, text, "--markdown")
+    return EXIT_OK
 
-        thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha)
-        slowdowns = [s for s in args.slowdowns if s > 0] if args.slowdowns else []
-        slowdown = slowdowns[0] if slowdowns else 0.05
-        seed = _seed(args.seed)
-        rows, folder, process_s = ab.power_experiment(
-            args.pool, slowdown, [int(b) for b in args.blocks], args.trials, thresholds, args.store, seed,
-            progress=lambda line: print(f"inferperf detection-power: {line}", file=sys.stderr, flush=True),
-        )
-        text = ab.power_table(rows, slowdown, thresholds, process_s)
-        text += f"\n(trials are random subsets of {args.pool} A/A and {args.pool} A/B blocks kept in {folder}; seed {seed})\n"
-        sys.stdout.write(text)
-        if args.markdown:
-            _write(outputs, args.markdown, text, "--markdown")
-        return EXIT_OK
+
+def _power_of_one_run_per_side(args: argparse.Namespace) -> str:
+    """compare's statistics on one run per side of a numpy workload, unchanged and slowed down."""
+    from inferperf.analysis.detection import numpy_workload, render_report, run_trials
+
     trials = run_trials(
         numpy_workload(),
         rounds_options=args.rounds,
@@ -287,11 +279,24 @@ def _detection_power(args: argparse.Namespace) -> int:
         trials=args.trials,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    text = render_report(trials, min_change=args.min_change, alpha=args.alpha)
-    sys.stdout.write(text)
-    if args.markdown:
-        _write(outputs, args.markdown, text, "--markdown")
-    return EXIT_OK
+    return render_report(trials, min_change=args.min_change, alpha=args.alpha)
+
+
+def _power_of_ab_design(args: argparse.Namespace) -> str:
+    """``--ab``: the interleaved-blocks design itself, with real fresh pytest processes."""
+    from inferperf import ab
+    from inferperf.analysis.settings import Thresholds
+
+    thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha)
+    slowdowns = [s for s in args.slowdowns if s > 0] if args.slowdowns else []
+    slowdown = slowdowns[0] if slowdowns else 0.05
+    seed = _seed(args.seed)
+    rows, folder, process_s = ab.power_experiment(
+        args.pool, slowdown, [int(b) for b in args.blocks], args.trials, thresholds, args.store, seed,
+        progress=lambda line: print(f"inferperf detection-power: {line}", file=sys.stderr, flush=True),
+    )
+    text = ab.power_table(rows, slowdown, thresholds, process_s)
+    return text + f"\n(trials are random subsets of {args.pool} A/A and {args.pool} A/B blocks kept in {folder}; seed {seed})\n"
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -113,3 +113,20 @@ def test_ab_usage_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert "--base is required" in err[0] and "neither a directory nor a git ref" in err[1]
     assert "KEY=VALUE" in err[2] and "not an inferperf ab folder" in err[3]
+
+
+def test_detection_power_ab_measures_the_design_with_real_processes(tmp_path, capsys):
+    """``detection-power --ab``: real A/A and A/B pools of fresh processes, judged in subsets as ab judges."""
+    store, out = tmp_path / "power", tmp_path / "power.md"
+    argv = ["detection-power", "--ab", "--pool", "4", "--blocks", "2,4", "--trials", "20", "--slowdowns", "0.5",
+            "--alpha", "0.2", "--seed", "1", "--store", str(store), "--markdown", str(out)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert out.read_text() == table
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]] for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
+    # two blocks can never reach p < 0.2 (the sign-flip test's floor is 2/2^2); four blocks of 50% more work always do
+    assert rows["2"][1] == "0.0%" and rows["4"][1] == "100.0%", table
+    (pool,) = store.iterdir()
+    for label in ("aa", "ab"):
+        for side in ("base", "candidate"):
+            assert len(list((pool / label / side).glob("[0-9]*.json"))) == 4
