@@ -503,6 +503,9 @@ def power_experiment(
     import tempfile
     from importlib import resources
 
+    too_many = [size for size in blocks_options if size > pool]
+    if too_many:  # before 4 x pool processes run, not after
+        raise AbError(f"--blocks {too_many[0]} is more than the pool of {pool} blocks (--pool)")
     rng = random.Random(seed)
     root = store / f"power-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     with tempfile.TemporaryDirectory(prefix="inferperf-power-") as suite:
@@ -528,8 +531,8 @@ def power_experiment(
         calls = {"aa": 0, "ab": 0}
         for label in ("aa", "ab"):
             pool_blocks = prepared[label]
-            if len(pool_blocks.d) < size:
-                raise AbError(f"--blocks {size} is more than the pool of {len(pool_blocks.d)} blocks (--pool)")
+            if len(pool_blocks.d) < size:  # a pool run failed: fewer complete blocks than asked for
+                raise AbError(f"--blocks {size}: only {len(pool_blocks.d)} complete {label} blocks in {shown(root / label)}")
             for _ in range(trials):
                 estimate = pool_blocks.estimate(rng.sample(range(len(pool_blocks.d)), size), confidence=thresholds.confidence)
                 verdict = ab_verdict(estimate, min_change=thresholds.min_change, alpha=thresholds.alpha)

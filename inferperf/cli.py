@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence
 
 from inferperf import __version__
 from inferperf.analysis.schema import RecordError
@@ -106,7 +106,20 @@ def _select(expression: str | None) -> Callable[[str], bool]:
         raise UsageError(str(exc)) from None
 
 
-def _write(outputs: Any, destination: str, text: str, option: str) -> None:
+def _outputs_for(args: argparse.Namespace, options: Iterable[str], inputs: Iterable[Path] = ()) -> Outputs:
+    """The command's writer, protecting ``inputs``, with every file named by ``options`` checked
+    before any work is done: a bad destination costs one line, not a finished computation."""
+    from inferperf.analysis.output import Outputs
+
+    outputs = Outputs(inputs)
+    for option in options:
+        destination = getattr(args, option)
+        if destination not in (None, "-"):
+            outputs.check(Path(destination), f"--{option}")
+    return outputs
+
+
+def _write(outputs: Outputs, destination: str, text: str, option: str) -> None:
     if destination == "-":
         sys.stdout.write(text)
         return
@@ -136,7 +149,6 @@ def _compare(args: argparse.Namespace) -> int:
         write_pngs,
     )
     from inferperf.analysis.load import load_runs
-    from inferperf.analysis.output import Outputs
     from inferperf.analysis.settings import Thresholds
 
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
@@ -172,14 +184,11 @@ def _compare(args: argparse.Namespace) -> int:
     )
     for line in loaded.skipped:
         print(line, file=sys.stderr)
-    outputs = Outputs(loaded.inputs)
     renderers = {"markdown": render_markdown, "csv": render_csv, "json": render_json, "html": render_html}
     to_stdout = [name for name in renderers if getattr(args, name) == "-"]
     if len(to_stdout) > 1:
         raise UsageError(f"only one output can go to stdout ('-'), got --{' and --'.join(to_stdout)}")
-    for name in renderers:  # refuse a bad destination before writing anything
-        if getattr(args, name) not in (None, "-"):
-            outputs.check(Path(getattr(args, name)), f"--{name}")
+    outputs = _outputs_for(args, renderers, loaded.inputs)
     if not to_stdout:
         sys.stdout.write(render_text(report))
         print(f"note: {ONE_RUN_PER_SIDE}", file=sys.stderr)
@@ -199,7 +208,6 @@ def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[
     """``compare --base FILES --candidate FILES``: several runs per side, judged as ``inferperf ab`` judges."""
     from inferperf import ab
     from inferperf.analysis.load import load_runs
-    from inferperf.analysis.output import Outputs
 
     if args.runs:
         raise UsageError("give the runs either as arguments or with --base/--candidate, not both")
@@ -208,6 +216,7 @@ def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[
     base, candidate = load_runs(args.base), load_runs(args.candidate)
     for line in base.skipped + candidate.skipped:
         print(line, file=sys.stderr)
+    outputs = _outputs_for(args, ("markdown", "json"), [*base.inputs, *candidate.inputs])
     if args.paired:
         if len(base.runs) != len(candidate.runs):
             raise UsageError(f"--paired: {len(base.runs)} base runs and {len(candidate.runs)} candidate runs; pairs need equal counts")
@@ -221,7 +230,6 @@ def _compare_groups(args: argparse.Namespace, thresholds: Any, select: Callable[
     table = ab.results_table(results)
     summary = ab.verdict_summary(results, thresholds, test)
     sys.stdout.write(table.text() + "\n\n" + summary + "\n")
-    outputs = Outputs([*base.inputs, *candidate.inputs])
     return _write_verdicts(args, outputs, "compare", summary, table, ab.results_json(results, None, thresholds), results)
 
 
@@ -256,11 +264,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _detection_power(args: argparse.Namespace) -> int:
-    from inferperf.analysis.output import Outputs
 
-    outputs = Outputs()
-    if args.markdown:
-        outputs.check(Path(args.markdown), "--markdown")
+    outputs = _outputs_for(args, ("markdown",))
     text = _power_of_ab_design(args) if args.ab else _power_of_one_run_per_side(args)
     sys.stdout.write(text)
     if args.markdown:
@@ -303,15 +308,12 @@ def _history(args: argparse.Namespace) -> int:
     from inferperf.analysis.history import build_series, machine_runs, newest_step_regressions, summary_markdown, summary_text
     from inferperf.analysis.history_site import write_site
     from inferperf.analysis.load import json_files, shown
-    from inferperf.analysis.output import Outputs
     from inferperf.analysis.settings import HistorySettings
 
     select = _select(args.k)
     settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
     per_machine, skipped = machine_runs(args.results, args.machine)
-    outputs = Outputs(json_files(args.results))
-    if args.markdown and args.markdown != "-":
-        outputs.check(Path(args.markdown), "--markdown")
+    outputs = _outputs_for(args, ("markdown",), json_files(args.results))
     if args.output is not None:
         outputs.check_folder(args.output, "--output")
     for line in skipped:
@@ -358,11 +360,8 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from inferperf.analysis.export import export_run
     from inferperf.analysis.load import load_run
-    from inferperf.analysis.output import Outputs
 
-    outputs = Outputs([args.run])
-    if args.output and args.output != "-":
-        outputs.check(Path(args.output), "--output")
+    outputs = _outputs_for(args, ("output",), [args.run])
     text = export_run(load_run(args.run), args.format)
     _write(outputs, args.output or "-", text, "--output")
     return EXIT_OK
@@ -370,11 +369,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _recover(args: argparse.Namespace) -> int:
     from inferperf.analysis.load import shown
-    from inferperf.analysis.output import Outputs
     from inferperf.journal import recover
 
-    outputs = Outputs([args.journal])
-    outputs.check(args.output, "--output")
+    outputs = _outputs_for(args, ("output",), [args.journal])
     recovered = recover(args.journal)
     for line in recovered.notes:
         print(line, file=sys.stderr)
@@ -388,7 +385,6 @@ def _ab(args: argparse.Namespace) -> int:
 
     from inferperf import ab
     from inferperf.analysis.load import shown
-    from inferperf.analysis.output import Outputs
     from inferperf.analysis.settings import Thresholds
 
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha, confidence=args.confidence)
@@ -396,10 +392,7 @@ def _ab(args: argparse.Namespace) -> int:
     pytest_args = list(args.pytest_args)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
-    outputs = Outputs()
-    for option in ("markdown", "json"):
-        if getattr(args, option) not in (None, "-"):
-            outputs.check(Path(getattr(args, option)), f"--{option}")
+    outputs = _outputs_for(args, ("markdown", "json"))
     design = None
     if args.analyse is not None:
         folder = args.analyse
