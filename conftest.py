@@ -33,6 +33,7 @@ pytest_plugins = [
     "fixtures.models",
     "fixtures.serving",
     "fixtures.zoo",
+    "fixtures.generation",
 ]
 
 def pytest_addoption(parser: pytest.Parser) -> None:

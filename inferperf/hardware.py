@@ -180,7 +180,8 @@ class Calibration:
 
     def peak_for(self, dtype: str) -> float | None:
         """The peak that bounds a run in ``dtype`` (quantized int8 runs are judged against int8)."""
-        key = {"qint8": "int8", "int8dyn": "int8", "fp16": "fp16", "bf16": "bf16"}.get(dtype, dtype)
+        # weight-only int8/int4 dequantize into fp32 arithmetic: fp32's peak bounds them
+        key = {"qint8": "int8", "int8dyn": "int8", "fp16": "fp16", "bf16": "bf16", "int8wo": "fp32", "int4wo": "fp32"}.get(dtype, dtype)
         return self.peak_flops_per_s.get(key)
 
     def as_record(self) -> dict[str, object]:

@@ -272,8 +272,13 @@ def measure(
     tier: str | None = None,
     stages: StageClock | None = None,
     price_per_hour: float | None = None,
+    derive: Callable[[Mapping[str, object]], Mapping[str, object]] | None = None,
 ) -> dict[str, object]:
     """Warm up, probe peak memory, time ``budget.rounds`` rounds, and fill ``extra_info``.
+
+    ``derive``: keys computed from what the rounds themselves recorded (generation's per-token
+    timestamps), called with the filled record (``rounds``, ``warmup_rounds`` say which of the step's
+    calls were timed); its keys are checked against the registry with the rest.
 
     ``stages``: the clock the step times its stages with; its warm-up rounds are discarded and
     the timed rounds' medians go into ``stage_s`` with the ``dominant_stage``.
@@ -345,6 +350,10 @@ def measure(
         more["stage_s"] = stage_s
         more["dominant_stage"] = dominant_stage(stage_s)
     info.update(more)
+    if derive is not None:
+        derived = dict(derive(info))
+        more.update(derived)
+        info.update(derived)
     # the record is written against the registry the readers check: a key it does not document,
     # or a value of the wrong type, is a bug here, not something for `inferperf validate` to find later
     problems = key_problems(EXTRA_INFO_KEYS, info, "extra_info", require=True)

@@ -276,7 +276,10 @@ EXTRA_INFO: tuple[Key, ...] = (
     _key("train_device", "str", "—", "preprocess + training: where the CNN trained"),
     _key(
         "agreement", "object", "—",
-        "ladder: `cosine` of logits and `top1_match` fraction vs eager on `images` corpus images; pipeline: `cosine` "
+        "ladder: `cosine` of logits and `top1_match` fraction vs eager on `images` corpus images; generation: "
+        "`same_prefix_fraction` (of eager's greedy tokens, those matched before the first divergence; the worst "
+        "request), `tokens_equal`, `cosine` of the first generated position's logits (worst request; null for "
+        "continuous batching, which returns no logits), `requests`; pipeline: `cosine` "
         "of image embeddings vs fp32, `decisions_same` (fraction of crop×query decisions unchanged at each "
         "threshold), `score_shift_mean_abs` and `score_shift_max_abs` (softmax scores), `top_query_same` (fraction "
         "of crops whose best query is unchanged), `positives` per threshold, `crops`",
@@ -321,6 +324,76 @@ EXTRA_INFO: tuple[Key, ...] = (
         "execution", constraint="nonnegative",
     ),
 )
+
+
+#: technique 6, text generation (``generation/…``): items are output tokens, so ``items_per_s`` is
+#: output tokens/s, ``latency_per_item_s`` seconds per output token, energy and cost per token
+GENERATION: tuple[Key, ...] = (
+    _key("prompt_len", "int", "tokens", "generation: tokens per prompt (case axis; mixed-length batches: the longest)", constraint="positive"),
+    _key("output_len", "int", "tokens", "generation: new tokens per request (case axis; mixed-length batches: the longest)", constraint="positive"),
+    _key("requests", "int", "requests", "generation: requests in one round", constraint="positive"),
+    _key("prompt_tokens", "int", "tokens", "generation: prompt tokens of all requests of a round", constraint="nonnegative"),
+    _key("output_tokens", "int", "tokens", "generation: tokens generated per round, all requests (each exactly its forced length)", constraint="nonnegative"),
+    _key(
+        "output_len_forced", "bool", "—",
+        "generation: every timed round generated exactly the requested tokens for every request (greedy, "
+        "`min_new_tokens` = `max_new_tokens`; continuous batching: no end-of-sequence id)",
+    ),
+    _key("ttft_s", "number", "s", "generation: time to first token, median over requests (call start → first new token on the host: the prefill)", constraint="nonnegative"),
+    _key("ttft_p99_s", "number", "s", "generation: 99th percentile of time to first token over the timed rounds' requests", constraint="nonnegative"),
+    _key("tpot_s", "number", "s", "generation: time per output token after the first, (last − first token) / (N − 1), median over requests", constraint="nonnegative"),
+    _key("e2e_s", "number", "s", "generation: call start → last token, median over requests (= `ttft_s` + (N − 1) × `tpot_s` per request)", constraint="nonnegative"),
+    _key("token_latency_p50_s", "number", "s", "generation: median gap before each token after the first (a gap shared by k tokens that arrived together counts g/k for each)", constraint="nonnegative"),
+    _key("token_latency_p90_s", "number", "s", "generation: 90th percentile of the per-token gaps", constraint="nonnegative"),
+    _key("token_latency_p99_s", "number", "s", "generation: 99th percentile of the per-token gaps", constraint="nonnegative"),
+    _key("output_tokens_per_s", "number", "tokens/s", "generation: output tokens of a round / median round time (aggregate over the batch)", constraint="nonnegative"),
+    _key("sequence_output_tokens_per_s", "number", "tokens/s", "generation: one request's tokens / its end-to-end time, median over requests", constraint="nonnegative"),
+    _key("prefill_tokens_per_s", "number", "tokens/s", "generation: prompt tokens of a round / `ttft_s`", constraint="nonnegative"),
+    _key(
+        "round_metrics", "object", "—",
+        "generation: per timed round, in order, `ttft_s` and `tpot_s` (medians over its requests) and "
+        "`output_tokens_per_s`: the per-round values a comparison judges",
+    ),
+    _key(
+        "kv_cache_bytes", "int", "bytes",
+        "generation: keys and values the cache holds at its largest (static: every position it was sized for; "
+        "dynamic: prompt + output; continuous: its pages)", constraint="nonnegative",
+    ),
+    _key("weight_bytes", "int", "bytes", "generation: weights one decode step reads (in their stored dtype; the input embedding table only when tied to the head)", constraint="nonnegative"),
+    _key(
+        "decode_step_bytes", "int", "bytes",
+        "generation: `weight_bytes` + the KV cache one decode step reads at the mean context length, all sequences of the "
+        "round (a static cache is read whole)", constraint="nonnegative",
+    ),
+    _key("peak_bandwidth_bytes_per_s", "number", "bytes/s", "generation: the calibrated memory bandwidth of the device (`machine_info` calibration)", constraint="positive"),
+    _key(
+        "decode_bandwidth_fraction", "number", "ratio",
+        "generation: `decode_step_bytes` / `tpot_s` / `peak_bandwidth_bytes_per_s`: how close decoding comes to the "
+        "memory-bandwidth limit (above 1: the weights fit in the CPU's caches)", constraint="nonnegative",
+    ),
+    _key(
+        "padding_waste_fraction", "number", "0..1",
+        "generation: share of the token slots a left-padded batch computes that are padding or tokens past a "
+        "request's own length (0 for equal-length batches; null for continuous batching)", constraint="fraction",
+    ),
+    _key(
+        "acceptance_rate", "number", "0..1",
+        "generation, speculative variants: draft tokens the target accepted / draft tokens proposed (one untimed "
+        "run; with random weights set by the model's construction, with `--weights` the real rate)", constraint="fraction",
+    ),
+    _key("speculation", "object", "—", "generation, speculative variants: `proposed_tokens`, `accepted_tokens`, `verify_steps` (target forwards that checked a proposal)"),
+    _key("draft_layers", "int", "layers", "generation `assisted`: layers of the draft model", constraint="positive"),
+    _key("cache_implementation", "str", "—", "generation: `static` for the static-KV-cache variants"),
+    _key(
+        "compile_mode", "str", "—",
+        "generation `static_compile`: how the forward was compiled (CPU: `model.forward = torch.compile(model.forward)`, "
+        "Inductor default mode; CUDA: generate's automatic compile with `mode='reduce-overhead'`, CUDA graphs)",
+    ),
+    _key("kv_pages", "int", "pages", "generation `continuous`: KV-cache pages (64 tokens each) the manager was given", constraint="positive"),
+    _key("model_bytes_note", "str", "—", "why `model_bytes` is null (torchao's int4 prototype tensors cannot be saved)"),
+)
+
+EXTRA_INFO = EXTRA_INFO + GENERATION
 
 MACHINE_KEYS: Mapping[str, Key] = {k.name: k for k in MACHINE}
 EXTRA_INFO_KEYS: Mapping[str, Key] = {k.name: k for k in EXTRA_INFO}
