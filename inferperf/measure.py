@@ -302,9 +302,19 @@ def measure(
         if index == budget.warmup_rounds - 1:
             # the last warm-up round doubles as the memory probe and as the estimate of a round's
             # time for the budget's time cap: steady state, never timed
-            started = time.perf_counter()
-            peak_mem = peak_memory_bytes(warm, case.device)
-            last_warmup_s = time.perf_counter() - started
+            # timed around the step alone: the probe's own heap trimming (a garbage collection and
+            # malloc_trim, up to ~0.5 s in a large process) is not a round and must not cut the rounds
+            round_s: list[float] = []
+
+            def probed(step: Step = warm) -> object:
+                started = time.perf_counter()
+                try:
+                    return step()
+                finally:
+                    round_s.append(time.perf_counter() - started)
+
+            peak_mem = peak_memory_bytes(probed, case.device)
+            last_warmup_s = round_s[-1] if round_s else None
         else:
             warm()
     budget = replace(budget, rounds=budget.rounds_for(last_warmup_s))
