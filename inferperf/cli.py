@@ -584,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command(
         "report", "one run as a table per technique (throughput, speedups, sizes, agreement)",
-        "Show one run as the README's tables: per technique, each case's throughput, latency, speedup over its "
+        "Show one run as the documentation's tables: per technique, each case's throughput, latency, speedup over its "
         "baseline, roofline fraction, sizes, set-up time and details; then the skipped cases.",
     )
     report.add_argument("run", type=Path, help="a pytest-benchmark JSON file")

@@ -1,4 +1,5 @@
-"""README.md documents every record key (rendered from the registry) and every option and command."""
+"""The documentation (README.md and the site in docs/) documents every record key (rendered from the
+registry into docs/record.md), every option and every command; the site builds without a warning."""
 
 import re
 
@@ -7,15 +8,20 @@ from inferperf.cli import build_parser
 from tests.conftest import REPO
 
 
+RECORD_PAGE = REPO / "docs" / "record.md"
+
+
 def _readme() -> str:
-    return (REPO / "README.md").read_text(encoding="utf-8")
+    """README.md and every page of the documentation site, as one text."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    return "\n".join(p.read_text(encoding="utf-8") for p in pages)
 
 
 def test_the_key_tables_are_the_registry_rendered():
-    text = _readme()
+    text = RECORD_PAGE.read_text(encoding="utf-8")
     for marker in TABLES:
-        assert f"<!-- {marker} -->" in text, f"README.md has no <!-- {marker} --> table"
-    assert render_readme(text) == text, "README.md's key tables differ from inferperf/analysis/schema.py: run python -m inferperf.analysis.schema README.md"
+        assert f"<!-- {marker} -->" in text, f"docs/record.md has no <!-- {marker} --> table"
+    assert render_readme(text) == text, "docs/record.md's key tables differ from inferperf/analysis/schema.py: run python -m inferperf.analysis.schema docs/record.md"
 
 
 def test_every_pytest_option_is_documented():
@@ -32,12 +38,12 @@ def test_every_command_and_its_options_are_documented():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     for name, sub in commands.items():
-        assert f"inferperf {name}" in readme, f"README.md does not show `inferperf {name}`"
+        assert f"inferperf {name}" in readme, f"the documentation does not show `inferperf {name}`"
         assert sub.description, f"inferperf {name} has no description"
         for action in sub._actions:
             for flag in action.option_strings:
                 if flag.startswith("--") and flag not in ("--help", "--debug"):
-                    assert f"`{flag}" in readme, f"README.md does not document inferperf {name} {flag}"
+                    assert f"`{flag}" in readme, f"the documentation does not document inferperf {name} {flag}"
 
 
 def test_no_file_cites_a_missing_document():
@@ -58,3 +64,24 @@ def test_no_file_cites_a_missing_document():
     assert not missing, missing
     seeds = "SEEDS" + ".md"  # the shared file the project once cited; its account is docs/experiments.md now
     assert not [f for f in files if f.endswith((".py", ".md")) and (REPO / f).is_file() and seeds in (REPO / f).read_text(errors="replace")]
+
+
+def test_every_site_page_is_in_the_navigation_and_the_site_builds_without_a_warning(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = sorted(str(p.relative_to(REPO / "docs")) for p in (REPO / "docs").rglob("*.md"))
+    assert [p for p in pages if f": {p}" not in config] == [], "pages missing from mkdocs.yml's nav"
+    if shutil.which("mkdocs") is None and subprocess.run([sys.executable, "-c", "import mkdocs"]).returncode != 0:
+        pytest.skip("install the [docs] extra: pip install -e '.[docs]'")
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "WARNING" not in built.stderr, built.stderr[-3000:]
+    assert (tmp_path / "site" / "techniques" / "generation" / "index.html").is_file()

@@ -29,7 +29,7 @@ from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import HistorySettings
 from inferperf.analysis.stats import log_median_se
 
-#: ``results/reference/`` holds the runs behind the README's tables (mixed tiers and dates), which
+#: ``results/reference/`` holds the runs behind the documentation's tables (mixed tiers and dates), which
 #: would read as a machine with a nonsense series
 REFERENCE_FOLDER = "reference"
 

@@ -1,4 +1,4 @@
-"""``inferperf report``: one run's results as a table per technique (what the README tables show)."""
+"""``inferperf report``: one run's results as a table per technique (what the documentation's tables show)."""
 
 from __future__ import annotations
 

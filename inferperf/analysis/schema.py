@@ -3,9 +3,9 @@
 Every key inferperf adds to pytest-benchmark's JSON is declared here once, with its type, its
 unit and its meaning. The writer (``inferperf.measure``, ``inferperf.record``) fills keys by these
 names, the loader checks the type of every key it meets, ``inferperf validate`` checks that every
-required key is present, and README.md's key tables are rendered from this registry
-(``python -m inferperf.analysis.schema README.md`` rewrites them; ``tests/test_readme.py`` fails
-when they differ). Units are in the names: ``_s`` seconds, ``_bytes`` bytes, ``_per_s`` per second,
+required key is present, and the key tables of the documentation (``docs/record.md``) are
+rendered from this registry (``python -m inferperf.analysis.schema docs/record.md`` rewrites them;
+``tests/test_readme.py`` fails when they differ). Units are in the names: ``_s`` seconds, ``_bytes`` bytes, ``_per_s`` per second,
 ``_fraction`` a ratio in 0..1, ``_j`` joules, ``_w`` watts, ``_usd`` US dollars.
 """
 
@@ -419,7 +419,7 @@ def key_problems(keys: Mapping[str, Key], values: Mapping[str, Any], where: str,
 
 
 # --------------------------------------------------------------------------------------------
-# README tables, rendered from the registry
+# The documentation's key tables (docs/record.md), rendered from the registry
 
 
 def _cell(text: str) -> str:
@@ -441,7 +441,7 @@ def extra_info_table() -> str:
     return "\n".join(rows)
 
 
-#: README.md marks each generated table with these comments
+#: docs/record.md marks each generated table with these comments
 TABLES = {"machine-keys": machine_table, "extra-info-keys": extra_info_table}
 
 
@@ -450,15 +450,15 @@ def render_readme(text: str) -> str:
     for marker, render in TABLES.items():
         pattern = re.compile(rf"(<!-- {marker} -->\n)(?:.*?\n)?(<!-- /{marker} -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"README has no <!-- {marker} --> ... <!-- /{marker} --> block")
+            raise ValueError(f"the page has no <!-- {marker} --> ... <!-- /{marker} --> block")
         text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
     return text
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m inferperf.analysis.schema README.md``: rewrite the key tables in place."""
+    """``python -m inferperf.analysis.schema docs/record.md``: rewrite the key tables in place."""
     if len(argv) != 1:
-        print("usage: python -m inferperf.analysis.schema README.md", file=sys.stderr)
+        print("usage: python -m inferperf.analysis.schema docs/record.md", file=sys.stderr)
         return 2
     path = Path(argv[0])
     path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")

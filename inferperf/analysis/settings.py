@@ -1,7 +1,7 @@
 """The analysis' defaults and settings, in one place, each validating itself.
 
 Every threshold a verdict depends on has one default here; the command line, the settings
-objects and the README read it from here. A setting out of range (or NaN/infinite) raises
+objects and the documentation read it from here. A setting out of range (or NaN/infinite) raises
 ``SettingError`` naming the command-line option, which the CLI prints as one line with exit 2.
 """
 
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 #: smallest relative change a verdict calls faster/slower (and history calls a step); chosen from
-#: the A/A experiments in README ("Measurement quality")
+#: the A/A experiments in docs/measurement-quality.md
 DEFAULT_MIN_CHANGE = 0.03
 #: significance level of compare's and ab's tests
 DEFAULT_ALPHA = 0.01

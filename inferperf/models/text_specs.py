@@ -37,7 +37,7 @@ class TextModelSpec:
     kv_heads: int
     max_position: int
     tie_embeddings: bool
-    #: what the shape copies (README)
+    #: what the shape copies (docs/techniques/generation.md)
     shape_of: str
     #: layers of the draft model (the target's first layers)
     draft_layers: int

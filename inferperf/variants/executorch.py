@@ -16,7 +16,7 @@ from inferperf.variants.prepared import (
     file_bytes,
 )
 
-#: why the [all] environment has no ExecuTorch (see README "Environment notes")
+#: why the [all] environment has no ExecuTorch (docs/setup.md, "Environment notes")
 NOT_INSTALLED = (
     "executorch is not installed: it needs numpy>=2, which conflicts with the [serve] extra (numpy<2); "
     "run this rung in its own environment: pip install -e '.[torch,executorch]'"
