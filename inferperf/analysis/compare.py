@@ -70,16 +70,27 @@ def _not_comparable(base: Benchmark, contender: Benchmark) -> str:
 
 def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds) -> RatioEstimate:
     """Bootstrap when both sides kept raw samples (2+ each), else the summary fallback."""
-    if base.samples and contender.samples and len(base.samples) > 1 and len(contender.samples) > 1:
+    if has_raw_samples(base, contender):
         return bootstrap_ratio(
             base.samples, contender.samples, confidence=thresholds.confidence, resamples=thresholds.resamples
         )
     return summary_ratio(base.summary_stats(), contender.summary_stats(), confidence=thresholds.confidence)
 
 
+def has_raw_samples(base: Benchmark, contender: Benchmark) -> bool:
+    """Both sides kept two or more raw round times: the bootstrap applies."""
+    return bool(base.samples and contender.samples and len(base.samples) > 1 and len(contender.samples) > 1)
+
+
 def compare_pair(
-    case_id: str, base_run: Run, contender_run: Run, thresholds: Thresholds, exclude_contended: bool = False
+    case_id: str,
+    base_run: Run,
+    contender_run: Run,
+    thresholds: Thresholds,
+    exclude_contended: bool = False,
+    estimate: RatioEstimate | None = None,
 ) -> CaseComparison:
+    """One case compared; ``estimate`` when it was computed already (in bulk, by ``compare_runs``)."""
     base = base_run.benchmarks.get(case_id)
     contender = contender_run.benchmarks.get(case_id)
     labels = (base_run.label, contender_run.label)
@@ -94,7 +105,7 @@ def compare_pair(
         reason = f"contended in {' and '.join(contended)} (--exclude-contended)"
     if reason:
         return CaseComparison(case_id, *labels, base, contender, None, "not comparable", reason)
-    estimate = estimate_ratio(base, contender, thresholds)
+    estimate = estimate or estimate_ratio(base, contender, thresholds)
     note = f"contended in {' and '.join(contended)}: other work competed for the CPU; " if contended else ""
     if estimate.min_p_value is not None and estimate.min_p_value >= thresholds.alpha:
         note += (
@@ -128,15 +139,37 @@ def compare_runs(
     select: Callable[[str], bool] = lambda _: True,
     exclude_contended: bool = False,
 ) -> list[CaseComparison]:
-    """Every case of every run, each contender against the first run, sorted by case id."""
+    """Every case of every run, each contender against the first run, sorted by case id.
+
+    The bootstrap estimates of all cases with raw samples are computed together
+    (``batch_stats.bootstrap_ratios``: the same values, in bulk); the rest case by case.
+    """
     if len(runs) < 2:
         raise ValueError("compare needs at least two runs (a base and a contender)")
     base_run = runs[0]
     results = []
     for contender_run in runs[1:]:
-        case_ids = sorted(set(base_run.benchmarks) | set(contender_run.benchmarks))
-        results += [compare_pair(c, base_run, contender_run, thresholds, exclude_contended) for c in case_ids if select(c)]
+        case_ids = [c for c in sorted(set(base_run.benchmarks) | set(contender_run.benchmarks)) if select(c)]
+        estimates = _bulk_estimates(case_ids, base_run, contender_run, thresholds)
+        results += [
+            compare_pair(c, base_run, contender_run, thresholds, exclude_contended, estimates.get(c)) for c in case_ids
+        ]
     return results
+
+
+def _bulk_estimates(case_ids: Sequence[str], base_run: Run, contender_run: Run, thresholds: Thresholds) -> dict[str, RatioEstimate]:
+    """Bootstrap estimates of every case both runs hold with raw samples, computed in bulk."""
+    from inferperf.analysis.batch_stats import bootstrap_ratios
+
+    wanted = []
+    for case_id in case_ids:
+        base, contender = base_run.benchmarks.get(case_id), contender_run.benchmarks.get(case_id)
+        if base is not None and contender is not None and has_raw_samples(base, contender):
+            wanted.append((case_id, base.samples, contender.samples))
+    estimates = bootstrap_ratios(
+        [(b, c) for _, b, c in wanted], confidence=thresholds.confidence, resamples=thresholds.resamples  # type: ignore[misc]
+    )
+    return {case_id: estimate for (case_id, _, _), estimate in zip(wanted, estimates)}
 
 
 #: what a comparison of one run per side cannot see
@@ -187,24 +220,37 @@ def speedup_over_baseline(bench: Benchmark, baseline: Benchmark, thresholds: Thr
 def technique_view(
     runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
 ) -> list[Speedup]:
-    """Speedups of every case that names a ``baseline_case_id`` present in the same run."""
-    rows = []
+    """Speedups of every case that names a ``baseline_case_id`` present in the same run.
+
+    The intervals of every speedup with raw samples are bootstrapped together, with the same
+    values ``speedup_over_baseline`` gives one at a time.
+    """
+    from inferperf.analysis.batch_stats import ratio_intervals
+
+    pairs: list[tuple[Run, str, Benchmark, Benchmark]] = []
     for run in runs:
         for case_id, bench in sorted(run.benchmarks.items()):
             baseline_id = bench.extra.get("baseline_case_id")
             if not select(case_id) or not baseline_id or baseline_id == case_id:
                 continue
             baseline = run.benchmarks.get(str(baseline_id))
-            if baseline is None:
-                continue
-            value, low, high = speedup_over_baseline(bench, baseline, thresholds)
-            rows.append(
-                Speedup(
-                    run.label, case_id, str(baseline_id), bench.field("technique"), bench.field("variant"), value, low, high,
-                    cost_ratio(bench, baseline),
-                )
-            )
-    return rows
+            if baseline is not None:
+                pairs.append((run, case_id, bench, baseline))
+    throughputs = [(_throughput_samples(bench), _throughput_samples(baseline)) for _, _, bench, baseline in pairs]
+    sampled = [i for i, (ours, theirs) in enumerate(throughputs) if ours is not None and theirs is not None]
+    # the interval of medians(ours) / medians(theirs): each pair given as (theirs, ours)
+    found = ratio_intervals(
+        [(throughputs[i][1], throughputs[i][0]) for i in sampled],  # type: ignore[misc]
+        confidence=thresholds.confidence, resamples=thresholds.resamples,
+    )
+    intervals = dict(zip(sampled, found))
+    return [
+        Speedup(
+            run.label, case_id, baseline.case_id, bench.field("technique"), bench.field("variant"),
+            bench.items_per_s / baseline.items_per_s, *intervals.get(index, (math.nan, math.nan)), cost_ratio(bench, baseline),
+        )
+        for index, (run, case_id, bench, baseline) in enumerate(pairs)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
