@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import traceback
 from pathlib import Path
@@ -304,15 +305,41 @@ def _power_of_ab_design(args: argparse.Namespace) -> str:
     return text + f"\n(trials are random subsets of {args.pool} A/A and {args.pool} A/B blocks kept in {folder}; seed {seed})\n"
 
 
+def _history_points(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """Each machine's runs reduced to their points: from the store's index (brought up to date), or
+    from the JSON files themselves with ``--no-index`` or where no index can be written."""
+    from inferperf.analysis.history import machine_points
+    from inferperf.analysis.history_index import default_index_path, indexed_points
+    from inferperf.analysis.load import shown
+
+    if args.no_index:
+        return machine_points(args.results, args.machine)
+    index = args.index or default_index_path(args.results)
+    try:
+        per_machine, skipped, update = indexed_points(args.results, index, args.machine)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"inferperf history: no index ({shown(index)}: {exc}); reading every run", file=sys.stderr)
+        return machine_points(args.results, args.machine)
+    rebuilt = "rebuilt, " if update.rebuilt else ""
+    print(
+        f"inferperf history: index {shown(index)} ({rebuilt}{update.read} run files read, {update.reused} reused, "
+        f"{update.dropped} dropped)",
+        file=sys.stderr,
+    )
+    return per_machine, skipped
+
+
 def _history(args: argparse.Namespace) -> int:
-    from inferperf.analysis.history import build_series, machine_runs, newest_step_regressions, summary_markdown, summary_text
+    from inferperf.analysis.history import build_series, newest_step_regressions, summary_markdown, summary_text
     from inferperf.analysis.history_site import write_site
     from inferperf.analysis.load import json_files, shown
     from inferperf.analysis.settings import HistorySettings
 
     select = _select(args.k)
     settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
-    per_machine, skipped = machine_runs(args.results, args.machine)
+    if args.index is not None and args.no_index:
+        raise UsageError("--index and --no-index: give one")
+    per_machine, skipped = _history_points(args)
     outputs = _outputs_for(args, ("markdown",), json_files(args.results))
     if args.output is not None:
         outputs.check_folder(args.output, "--output")
@@ -580,6 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-regression", action="store_true",
         help="exit 1 when a series' newest step is a slowdown of at least --min-change",
     )
+    history.add_argument(
+        "--index", type=Path, metavar="PATH",
+        help="the store's index (SQLite, rebuilt from the JSON files whenever missing or stale; default: "
+        "$XDG_CACHE_HOME/inferperf/history/<hash of the store's path>.sqlite)",
+    )
+    history.add_argument("--no-index", action="store_true", help="read every run file, keep no index")
     history.set_defaults(handler=_history)
 
     report = command(

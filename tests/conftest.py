@@ -28,3 +28,15 @@ def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess
 def needs(module: str, extra: str):
     """Skip a test when an optional extra is missing, naming the extra to install."""
     return pytest.importorskip(module, reason=f"install the [{extra}] extra: pip install -e '.[{extra}]'")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_folder(tmp_path_factory):
+    """History's index (and any other user cache) goes to a folder of this test session, not ~/.cache."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous

@@ -65,3 +65,28 @@ def test_thousands_of_random_series_fit_optimally():
         changes = pelt(values, weights, penalty, min_size)
         optimum = optimal_partitioning(values, weights, penalty, min_size)
         assert math.isclose(fitted_cost(values, weights, penalty, changes), optimum, rel_tol=1e-9, abs_tol=1e-9), (values, weights, penalty)
+
+
+@given(
+    st.lists(st.lists(st.floats(-1, 1), min_size=12, max_size=12), min_size=1, max_size=6),
+    st.floats(0.1, 20),
+    st.sampled_from([1, 2, 3]),
+)
+@settings(max_examples=80, deadline=None)
+def test_pelt_many_equals_pelt_series_by_series(raw, penalty, min_size):
+    from inferperf.analysis.changepoint import pelt_many
+
+    rng = np.random.default_rng(len(raw))
+    series = [(np.asarray(v) + np.repeat([0.0, 0.5], 6), rng.uniform(0.5, 2.0, 12)) for v in raw]
+    assert pelt_many(series, penalty, min_size) == [pelt(v, w, penalty, min_size) for v, w in series]
+
+
+def test_detect_steps_many_equals_detect_steps():
+    from inferperf.analysis.changepoint import detect_steps, detect_steps_many
+
+    rng = np.random.default_rng(9)
+    series = [
+        (list(np.log(0.05) + rng.normal(0, 0.01, n) + np.where(np.arange(n) >= n // 2, 0.08 * (i % 2), 0)), list(rng.uniform(0.001, 0.004, n)))
+        for i, n in enumerate([30, 30, 30, 17, 2, 30, 17])
+    ]
+    assert detect_steps_many(series, min_change=0.03) == [detect_steps(v, s, min_change=0.03) for v, s in series]

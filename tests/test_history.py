@@ -133,3 +133,66 @@ def test_reference_runs_beside_the_machines_are_not_a_machine(tmp_path):
     per_machine, skipped = machine_runs(root)
     assert list(per_machine) == ["box"]
     assert any("reference" in line for line in skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# The index: the same history, and a new night reads one file
+
+
+def _series_of(root, *args):
+    from inferperf.analysis.history import build_series
+    from inferperf.analysis.settings import HistorySettings
+
+    from inferperf.analysis.history import machine_points
+    from inferperf.analysis.history_index import indexed_points
+
+    settings = HistorySettings()
+    if "--no-index" in args:
+        per_machine, skipped = machine_points(root)
+    else:
+        per_machine, skipped, _ = indexed_points(root, args[0])
+    return [
+        (s.machine, s.case_id, [(p.when, p.commit, p.median_s, p.log_se, p.items_per_s, p.identity, p.contended) for p in s.points],
+         s.steps, s.segments, s.tau, s.machine_changes)
+        for machine, runs in sorted(per_machine.items()) for s in build_series(machine, runs, settings, lambda _: True)
+    ], skipped
+
+
+def test_the_index_gives_the_same_history_and_a_new_night_reads_one_file(tmp_path):
+    from inferperf.analysis.history_index import update_index
+
+    levels = [1.0] * 12 + [1.08] * 8
+    root = nightly_store(tmp_path / "results", "box", levels, seed=3)
+    write_run(root / "box" / "Linux-CPython-3.11-64bit" / "0099_broken.json", {"benchmarks": "no"})
+    index = tmp_path / "index.sqlite"
+    direct = _series_of(root, "--no-index")
+    assert _series_of(root, index) == direct
+    assert any("0099_broken" in line for line in direct[1])
+    # a new night: only its file is read
+    nightly_store(tmp_path / "next", "box", levels + [1.08], seed=3)
+    newest = sorted((tmp_path / "next" / "box" / "Linux-CPython-3.11-64bit").glob("0021_*.json"))[0]
+    (root / "box" / "Linux-CPython-3.11-64bit" / newest.name).write_bytes(newest.read_bytes())
+    update = update_index(root, index)
+    assert (update.read, update.dropped, update.rebuilt) == (1, 0, False) and update.reused == 21
+    assert _series_of(root, index) == _series_of(root, "--no-index")
+    # a file rewritten is read again; a file removed is dropped
+    (root / "box" / "Linux-CPython-3.11-64bit" / "0099_broken.json").unlink()
+    update = update_index(root, index)
+    assert (update.read, update.dropped) == (0, 1)
+
+
+def test_a_corrupt_or_older_index_is_rebuilt_from_the_files(tmp_path, capsys):
+    import sqlite3
+
+    root = nightly_store(tmp_path / "results", "box", [1.0] * 5, seed=2)
+    index = tmp_path / "index.sqlite"
+    index.write_bytes(b"not a database at all" * 100)
+    assert main(["history", str(root), "--index", str(index)]) == 0
+    assert "rebuilt, 5 run files read" in capsys.readouterr().err
+    with sqlite3.connect(index) as connection:
+        connection.execute("UPDATE meta SET value = '0' WHERE key = 'version'")
+    assert main(["history", str(root), "--index", str(index)]) == 0
+    assert "rebuilt, 5 run files read" in capsys.readouterr().err
+    assert main(["history", str(root), "--index", str(index)]) == 0
+    assert "0 run files read, 5 reused" in capsys.readouterr().err
+    assert main(["history", str(root), "--index", str(index), "--no-index"]) == 2

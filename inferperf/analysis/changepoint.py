@@ -109,6 +109,13 @@ class _Costs:
         wyy = self.wyy[stop] - self.wyy[start]
         return float(wyy - wy * wy / w) if w > 0 else 0.0
 
+    def costs(self, starts: np.ndarray, stop: int) -> np.ndarray:
+        """``cost(s, stop)`` for every ``s < stop`` in ``starts`` at once (the same arithmetic,
+        elementwise; every weight is positive, so a non-empty segment's total weight is too)."""
+        w = self.w[stop] - self.w[starts]
+        wy = self.wy[stop] - self.wy[starts]
+        return self.wyy[stop] - self.wyy[starts] - wy * wy / w
+
     def segment(self, start: int, stop: int) -> Segment:
         w = self.w[stop] - self.w[start]
         return Segment(start, stop, float((self.wy[stop] - self.wy[start]) / w), float(1.0 / w))
@@ -136,13 +143,17 @@ def pelt(values: np.ndarray, weights: np.ndarray, penalty: float, min_size: int 
     best = np.full(n + 1, math.inf)
     best[0] = -penalty
     last = np.zeros(n + 1, dtype=int)
-    candidates = [0]
+    # the candidate starts, ascending: argmin's first minimum is then the smallest start among equal
+    # costs, the tie-break of the one-at-a-time min over (cost, start)
+    candidates = np.zeros(1, dtype=np.intp)
     for stop in range(1, n + 1):
-        valid = [s for s in candidates if stop - s >= min_size]
-        if valid:
-            best[stop], last[stop] = min((best[s] + costs.cost(s, stop) + penalty, s) for s in valid)
+        valid = candidates[stop - candidates >= min_size]
+        if valid.size:
+            totals = best[valid] + costs.costs(valid, stop) + penalty
+            chosen = int(np.argmin(totals))
+            best[stop], last[stop] = totals[chosen], valid[chosen]
         if math.isfinite(best[stop]):
-            candidates.append(stop)
+            candidates = np.append(candidates, stop)
         # PELT pruning, exact under a minimum segment length: a start s can be dropped once a later
         # split t beats it (best[s] + C(s, t) > best[t]; splitting never raises this cost), but only
         # if t is a feasible split for every future stop, i.e. at least min_size before stop + 1.
@@ -150,7 +161,9 @@ def pelt(values: np.ndarray, weights: np.ndarray, penalty: float, min_size: int 
         # needed: suboptimal fits, once a false newest step.
         t = stop - min_size + 1
         if t >= 1 and math.isfinite(best[t]):
-            candidates = [s for s in candidates if s >= t or best[s] + costs.cost(s, t) <= best[t]]
+            before = candidates[candidates < t]
+            kept = before[best[before] + costs.costs(before, t) <= best[t]]
+            candidates = np.concatenate([kept, candidates[candidates >= t]])
     if not math.isfinite(best[n]):
         return []
     changes = []
@@ -160,6 +173,125 @@ def pelt(values: np.ndarray, weights: np.ndarray, penalty: float, min_size: int 
         if position > 0:
             changes.append(position)
     return sorted(changes)
+
+
+def pelt_many(series: Sequence[tuple[np.ndarray, np.ndarray]], penalty: float, min_size: int = 2) -> list[list[int]]:
+    """``pelt(values, weights, penalty, min_size)`` for many series of one length at once.
+
+    The same recursion, pruning and tie-break (the smallest start among equal totals), with the
+    candidate starts of every series held as a mask and each stop's totals computed for all series
+    in one array operation — the values ``pelt`` finds one series at a time
+    (``tests/test_changepoint.py`` holds them against each other).
+    """
+    if not series:
+        return []
+    n = len(series[0][0])
+    if any(len(values) != n for values, _ in series):
+        raise ValueError("pelt_many: every series must have the same length")
+    count = len(series)
+    weights = np.stack([w for _, w in series])
+    values = np.stack([v for v, _ in series])
+    zero = np.zeros((count, 1))
+    w = np.concatenate([zero, np.cumsum(weights, axis=1)], axis=1)
+    wy = np.concatenate([zero, np.cumsum(weights * values, axis=1)], axis=1)
+    wyy = np.concatenate([zero, np.cumsum(weights * values * values, axis=1)], axis=1)
+    best = np.full((count, n + 1), math.inf)
+    best[:, 0] = -penalty
+    last = np.zeros((count, n + 1), dtype=np.intp)
+    candidate = np.zeros((count, n + 1), dtype=bool)
+    candidate[:, 0] = True
+    starts = np.arange(n + 1)
+
+    def costs(stop: int, upto: int) -> np.ndarray:
+        # cost(s, stop) for every s < upto, each series: _Costs.cost's arithmetic, elementwise
+        sw = w[:, stop : stop + 1] - w[:, :upto]
+        swy = wy[:, stop : stop + 1] - wy[:, :upto]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sw > 0, wyy[:, stop : stop + 1] - wyy[:, :upto] - swy * swy / sw, 0.0)
+
+    for stop in range(1, n + 1):
+        valid = candidate[:, :stop] & (stop - starts[:stop] >= min_size)
+        if valid.any():
+            totals = np.where(valid, best[:, :stop] + costs(stop, stop) + penalty, math.inf)
+            chosen = np.argmin(totals, axis=1)
+            found = valid.any(axis=1)
+            rows = np.flatnonzero(found)
+            best[rows, stop] = totals[rows, chosen[rows]]
+            last[rows, stop] = chosen[rows]
+        candidate[:, stop] = np.isfinite(best[:, stop])
+        t = stop - min_size + 1
+        if t >= 1:
+            prunable = np.isfinite(best[:, t])
+            if prunable.any():
+                keep = best[:, :t] + costs(t, t) <= best[:, t : t + 1]
+                candidate[:, :t] &= keep | ~prunable[:, None]
+    out = []
+    for row in range(count):
+        if not math.isfinite(best[row, n]):
+            out.append([])
+            continue
+        changes, position = [], n
+        while position > 0:
+            position = int(last[row, position])
+            if position > 0:
+                changes.append(position)
+        out.append(sorted(changes))
+    return out
+
+
+def _merge_weak_steps(
+    y: np.ndarray, costs: _Costs, changes: list[int], min_change: float, confidence: float
+) -> tuple[list[Step], list[Segment]]:
+    """Merge away the weakest step that fails ``min_change`` or ``confidence`` until none does."""
+    while True:
+        bounds = [0, *changes, len(y)]
+        segments = [costs.segment(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        steps = []
+        weakest: tuple[float, int] | None = None
+        for index, (before, after) in enumerate(zip(segments[:-1], segments[1:])):
+            delta = after.level - before.level
+            z = delta / math.sqrt(before.level_var + after.level_var)
+            step_conf = 1.0 - 2.0 * float(sps.norm.sf(abs(z)))
+            step = Step(after.start, math.expm1(delta), z, step_conf)
+            if step_conf < confidence or abs(delta) < math.log1p(min_change):
+                if weakest is None or abs(z) < weakest[0]:
+                    weakest = (abs(z), index)
+            steps.append(step)
+        if weakest is None:
+            return steps, segments
+        del changes[weakest[1]]  # merge the weakest failing step and refit the levels
+
+
+def detect_steps_many(
+    series: Sequence[tuple[Sequence[float], Sequence[float]]],
+    *,
+    min_change: float,
+    penalty: float = DEFAULT_PENALTY,
+    confidence: float = DEFAULT_STEP_CONFIDENCE,
+) -> list[tuple[list[Step], list[Segment], float]]:
+    """``detect_steps`` for each (values, uncertainties), the PELT fits of equal lengths together."""
+    prepared = []
+    for values, uncertainties in series:
+        y = np.asarray(values, dtype=np.float64)
+        s = np.asarray(uncertainties, dtype=np.float64)
+        tau = night_noise(y, s) if len(y) >= 3 else 0.0
+        prepared.append((y, s, tau, _weights(s, tau) if len(y) >= 3 else None))
+    by_length: dict[int, list[int]] = {}
+    for index, (y, _, _, _) in enumerate(prepared):
+        if len(y) >= 3:
+            by_length.setdefault(len(y), []).append(index)
+    changes: dict[int, list[int]] = {}
+    for length, members in by_length.items():
+        fits = pelt_many([(prepared[i][0], prepared[i][3]) for i in members], penalty * math.log(length))  # type: ignore[misc]
+        changes.update(zip(members, fits))
+    out: list[tuple[list[Step], list[Segment], float]] = []
+    for index, (y, s, tau, weights) in enumerate(prepared):
+        if weights is None:
+            out.append(([], [_Costs(y, np.ones_like(y)).segment(0, len(y))] if len(y) else [], 0.0))
+            continue
+        steps, segments = _merge_weak_steps(y, _Costs(y, weights), changes[index], min_change, confidence)
+        out.append((steps, segments, tau))
+    return out
 
 
 def detect_steps(
@@ -197,20 +329,5 @@ def detect_steps(
     weights = _weights(s, tau)
     costs = _Costs(y, weights)
     changes = pelt(y, weights, penalty * math.log(len(y)))
-    while True:
-        bounds = [0, *changes, len(y)]
-        segments = [costs.segment(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        steps = []
-        weakest: tuple[float, int] | None = None
-        for index, (before, after) in enumerate(zip(segments[:-1], segments[1:])):
-            delta = after.level - before.level
-            z = delta / math.sqrt(before.level_var + after.level_var)
-            step_conf = 1.0 - 2.0 * float(sps.norm.sf(abs(z)))
-            step = Step(after.start, math.expm1(delta), z, step_conf)
-            if step_conf < confidence or abs(delta) < math.log1p(min_change):
-                if weakest is None or abs(z) < weakest[0]:
-                    weakest = (abs(z), index)
-            steps.append(step)
-        if weakest is None:
-            return steps, segments, tau
-        del changes[weakest[1]]  # merge the weakest failing step and refit the levels
+    steps, segments = _merge_weak_steps(y, costs, changes, min_change, confidence)
+    return steps, segments, tau

@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from inferperf.analysis.changepoint import Segment, Step, detect_steps
+from inferperf.analysis.changepoint import Segment, Step, detect_steps_many
 from inferperf.analysis.fingerprint import MachineIdentity, machine_identity
 from inferperf.analysis.load import Benchmark, Run, json_files, load_run, shown
 from inferperf.analysis.schema import RecordError
@@ -96,6 +96,53 @@ def run_log_median_se(bench: Benchmark) -> float:
     return bench.summary_stats().log_median_se()
 
 
+@dataclass(frozen=True)
+class CasePoint:
+    """What history needs of one case in one run."""
+
+    median_s: float
+    log_se: float
+    items_per_s: float
+    contended: bool
+
+
+@dataclass(frozen=True)
+class RunPoints:
+    """What history needs of one run: when, which commit, which machine, and its cases' points.
+
+    Computed from the run's JSON (``run_points``) or read back from the store's index
+    (``inferperf.analysis.history_index``), which holds exactly these values.
+    """
+
+    path: Path
+    when: datetime
+    commit: str
+    identity: MachineIdentity | None
+    cases: Mapping[str, CasePoint]
+
+
+def run_points(runs: Sequence[Run]) -> list[RunPoints]:
+    """The points of every case of ``runs``; the bootstrap uncertainties computed in bulk
+    (``batch_stats.log_median_ses``: the values ``run_log_median_se`` gives one at a time)."""
+    from inferperf.analysis.batch_stats import log_median_ses
+
+    sampled = [b for run in runs for b in run.benchmarks.values() if b.samples and len(b.samples) > 2]
+    ses = dict(zip((id(b) for b in sampled), log_median_ses([b.samples for b in sampled])))  # type: ignore[misc]
+    out = []
+    for run in runs:
+        cases = {
+            case_id: CasePoint(
+                bench.summary.median,
+                ses[id(bench)] if id(bench) in ses else bench.summary_stats().log_median_se(),
+                bench.items_per_s,
+                bench.contended,
+            )
+            for case_id, bench in run.benchmarks.items()
+        }
+        out.append(RunPoints(run.path, _when(run), _commit(run), machine_identity(run.machine), cases))
+    return out
+
+
 def _commit(run: Run) -> str:
     commit = str(run.commit.get("id") or "")[:12] or "unknown"
     return commit + ("+dirty" if run.commit.get("dirty") else "")
@@ -106,18 +153,28 @@ def _when(run: Run) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def machine_of(root: Path, path: Path) -> str | None:
+    """The machine folder ``path`` belongs to (None: the reference runs, never a machine's nights)."""
+    relative = path.relative_to(root)
+    machine = relative.parts[0] if len(relative.parts) > 1 else root.name
+    return None if machine == REFERENCE_FOLDER and len(relative.parts) > 1 else machine
+
+
+def reference_note(root: Path) -> list[str]:
+    if (root / REFERENCE_FOLDER).is_dir():
+        return [f"skipped {shown(root / REFERENCE_FOLDER)}: reference runs, not one machine's nights"]
+    return []
+
+
 def machine_runs(root: Path, only: str | None = None) -> tuple[dict[str, list[Run]], list[str]]:
     """Runs per machine folder, oldest first, and the files skipped with their reasons."""
     if not root.is_dir():
         raise RecordError(f"{shown(root)}: not a results folder")
     per_machine: dict[str, list[Run]] = {}
-    skipped: list[str] = []
-    if (root / REFERENCE_FOLDER).is_dir():
-        skipped.append(f"skipped {shown(root / REFERENCE_FOLDER)}: reference runs, not one machine's nights")
+    skipped = reference_note(root)
     for path in json_files(root):
-        relative = path.relative_to(root)
-        machine = relative.parts[0] if len(relative.parts) > 1 else root.name
-        if (machine == REFERENCE_FOLDER and len(relative.parts) > 1) or (only is not None and machine != only):
+        machine = machine_of(root, path)
+        if machine is None or (only is not None and machine != only):
             continue
         try:
             run = load_run(path, label=shown(f"{machine}/{path.stem}"))
@@ -125,33 +182,39 @@ def machine_runs(root: Path, only: str | None = None) -> tuple[dict[str, list[Ru
             skipped.append(f"skipped {exc}")
             continue
         per_machine.setdefault(machine, []).append(run)
-    if not per_machine:
-        where = f" of machine {only!r}" if only is not None else ""
-        raise RecordError(f"{shown(root)}: holds no readable runs{where}" + (f" ({skipped[0]})" if skipped else ""))
+    _require_runs(root, per_machine, only, skipped)
     for runs in per_machine.values():
         runs.sort(key=lambda r: (_when(r), r.path.name))
     return per_machine, skipped
 
 
+def _require_runs(root: Path, per_machine: Mapping[str, object], only: str | None, skipped: Sequence[str]) -> None:
+    if not per_machine:
+        where = f" of machine {only!r}" if only is not None else ""
+        raise RecordError(f"{shown(root)}: holds no readable runs{where}" + (f" ({skipped[0]})" if skipped else ""))
+
+
+def machine_points(root: Path, only: str | None = None) -> tuple[dict[str, list[RunPoints]], list[str]]:
+    """``machine_runs`` reduced to what history needs, read from the JSON files (no index)."""
+    per_machine, skipped = machine_runs(root, only)
+    return {machine: run_points(runs) for machine, runs in per_machine.items()}, skipped
+
+
 def build_series(
     machine: str,
-    runs: Sequence[Run],
+    runs: Sequence[RunPoints],
     settings: HistorySettings,
     select: Callable[[str], bool],
     exclude_contended: bool = False,
 ) -> list[Series]:
-    """One series per case of the machine folder, steps fitted within each machine segment."""
-    identities = [machine_identity(run.machine) for run in runs]
-    case_ids = sorted({c for run in runs for c in run.benchmarks if select(c)})
-    series = []
+    """One series per case of the machine folder (runs oldest first), steps fitted within each machine segment."""
+    case_ids = sorted({c for run in runs for c in run.cases if select(c)})
+    prepared = []
     for case_id in case_ids:
         points = [
-            Point(
-                _when(run), _commit(run), run.path, bench.summary.median, run_log_median_se(bench), bench.items_per_s,
-                identity, bench.contended,
-            )
-            for run, identity in zip(runs, identities)
-            if (bench := run.benchmarks.get(case_id)) is not None and not (exclude_contended and bench.contended)
+            Point(run.when, run.commit, run.path, case.median_s, case.log_se, case.items_per_s, run.identity, case.contended)
+            for run in runs
+            if (case := run.cases.get(case_id)) is not None and not (exclude_contended and case.contended)
         ]
         if not points:
             continue
@@ -160,19 +223,23 @@ def build_series(
             for index, (before, after) in enumerate(zip(points, points[1:]), start=1)
             if before.identity is not None and after.identity is not None and before.identity != after.identity
         )
+        bounds = [0, *(c.index for c in changes), len(points)]
+        prepared.append((case_id, points, changes, list(zip(bounds, bounds[1:]))))
+    # every machine segment of every case fitted together (series of equal length share one PELT pass)
+    parts = [(case_id, start, points[start:stop]) for case_id, points, _, pieces in prepared for start, stop in pieces]
+    fits = iter(
+        detect_steps_many(
+            [([math.log(p.median_s) for p in part], [p.log_se for p in part]) for _, _, part in parts],
+            min_change=settings.min_change, penalty=settings.penalty, confidence=settings.confidence,
+        )
+    )
+    series = []
+    for case_id, points, changes, pieces in prepared:
         steps: list[Step] = []
         segments: list[Segment] = []
         tau = 0.0
-        bounds = [0, *(c.index for c in changes), len(points)]
-        for start, stop in zip(bounds, bounds[1:]):
-            part = points[start:stop]
-            found, fitted, tau = detect_steps(
-                [math.log(p.median_s) for p in part],
-                [p.log_se for p in part],
-                min_change=settings.min_change,
-                penalty=settings.penalty,
-                confidence=settings.confidence,
-            )
+        for start, _ in pieces:
+            found, fitted, tau = next(fits)
             steps += [Step(st.index + start, st.change, st.z, st.confidence) for st in found]
             segments += [Segment(sg.start + start, sg.stop + start, sg.level, sg.level_var) for sg in fitted]
         series.append(Series(machine, case_id, points, steps, segments, tau, changes))
