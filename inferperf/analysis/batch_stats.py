@@ -32,7 +32,6 @@ from functools import cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 from inferperf.analysis.stats import (
@@ -187,6 +186,8 @@ def mann_whitney_p_many(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]
             both = np.concatenate([a, b])
             method = "asymptotic" if len(np.unique(both)) < len(both) else "exact"
         groups[(len(a), len(b), method)].append(index)
+    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
+
     for (_, _, method), members in groups.items():
         base = np.stack([arrays[i][0] for i in members])
         contender = np.stack([arrays[i][1] for i in members])
@@ -230,7 +231,7 @@ def _in_chunks(work: Callable[..., np.ndarray], items: Sequence[Any], draws_per_
     only its small result, never the bootstrap medians)."""
     per_chunk = max(1, CHUNK_DRAWS // max(1, draws_per_item))
     chunks = [items[start : start + per_chunk] for start in range(0, len(items), per_chunk)]
-    workers = min(len(chunks), _cpus())
+    workers = min(len(chunks), cpus())
     if workers < 2 or len(items) * draws_per_item < PARALLEL_DRAWS:
         return np.concatenate([work(chunk, *args) for chunk in chunks])
     try:
@@ -241,7 +242,19 @@ def _in_chunks(work: Callable[..., np.ndarray], items: Sequence[Any], draws_per_
         return np.concatenate(list(pool.map(work, chunks, *[[a] * len(chunks) for a in args])))
 
 
-def _cpus() -> int:
+_SERIAL = False
+
+
+def serial_only() -> None:
+    """In a worker process that is itself one of several: compute here, start no workers of its own."""
+    global _SERIAL
+    _SERIAL = True
+
+
+def cpus() -> int:
+    """CPUs this process may use (1 in a worker that must not start workers of its own)."""
+    if _SERIAL:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

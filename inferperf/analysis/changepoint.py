@@ -27,7 +27,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
+
+# the standard normal through scipy.special, as scipy.stats.norm computes it (sf(x) = ndtr(-x),
+# ppf = ndtri, pdf = exp(-x^2/2)/sqrt(2 pi)) without importing scipy.stats, which parses every
+# distribution's docstring at import: most of a history run's start-up
+_NORM_PDF_C = np.sqrt(2 * np.pi)
+
+
+def _norm_sf(x: float) -> float:
+    return float(special.ndtr(-x))
 
 from inferperf.analysis.settings import DEFAULT_PENALTY, DEFAULT_STEP_CONFIDENCE
 
@@ -82,8 +91,8 @@ def night_noise(values: np.ndarray, uncertainties: np.ndarray, keep: float = 0.9
     deviations = np.sort(np.abs(diffs - np.median(diffs)))
     kept = deviations[: max(2, int(math.ceil(keep * len(deviations))))]
     # E[x^2 | |x| < q] / sigma^2 for x ~ N(0, sigma^2), q its two-sided ``keep`` quantile
-    q = float(sps.norm.ppf(0.5 + keep / 2.0))
-    truncated_variance = 1.0 - 2.0 * q * float(sps.norm.pdf(q)) / keep
+    q = float(special.ndtri(0.5 + keep / 2.0))
+    truncated_variance = 1.0 - 2.0 * q * float(np.exp(-q**2 / 2.0) / _NORM_PDF_C) / keep
     spread = math.sqrt(float(np.mean(kept**2)) / truncated_variance) / math.sqrt(2.0)
     within = float(np.median(uncertainties)) if len(uncertainties) else 0.0
     return math.sqrt(max(0.0, spread**2 - within**2))
@@ -251,7 +260,7 @@ def _merge_weak_steps(
         for index, (before, after) in enumerate(zip(segments[:-1], segments[1:])):
             delta = after.level - before.level
             z = delta / math.sqrt(before.level_var + after.level_var)
-            step_conf = 1.0 - 2.0 * float(sps.norm.sf(abs(z)))
+            step_conf = 1.0 - 2.0 * _norm_sf(abs(z))
             step = Step(after.start, math.expm1(delta), z, step_conf)
             if step_conf < confidence or abs(delta) < math.log1p(min_change):
                 if weakest is None or abs(z) < weakest[0]:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +37,7 @@ from inferperf.analysis.history import (
     reference_note,
     run_points,
 )
-from inferperf.analysis.load import json_files, load_run, shown
+from inferperf.analysis.load import collection_paused, json_files, load_run, shown
 from inferperf.analysis.schema import RecordError
 
 #: bump when what a row holds, or how a value in it is computed, changes: older indexes are rebuilt
@@ -118,27 +120,67 @@ def update_index(root: Path, index: Path) -> IndexUpdate:
     return IndexUpdate(read=len(changed), reused=len(present) - len(changed), dropped=len(gone), rebuilt=rebuilt)
 
 
+#: run files read and reduced together: their bootstraps share the bulk path, and memory stays
+#: bounded by a batch, not by the store (a cold index of 730 runs peaked at 870 MB read all at once)
+READ_BATCH = 16
+
+FileRow = tuple[str, str, int, int, int, "str | None", "str | None", "str | None", "str | None"]
+PointRow = tuple[str, str, float, float, float, int]
+
+
 def _read_into(connection: sqlite3.Connection, files: list[tuple[Path, str, int, int]], root: Path) -> None:
-    """Load the changed files, compute their points in bulk, and store them."""
+    """Read the changed files and store their points: batches of files reduced in forked workers
+    across the CPUs when there are many (a cold index of a year of nights), else here."""
+    from inferperf.analysis import batch_stats
+
+    batches = [files[start : start + READ_BATCH] for start in range(0, len(files), READ_BATCH)]
+    workers = min(len(batches), batch_stats.cpus())
+    if workers > 1:
+        try:
+            context = multiprocessing.get_context("fork")
+        except ValueError:
+            context = None
+        if context is not None:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=batch_stats.serial_only) as pool:
+                for rows in pool.map(_reduce_batch, batches, [root] * len(batches)):
+                    _store(connection, rows)
+            return
+    for batch in batches:
+        _store(connection, _reduce_batch(batch, root))
+
+
+def _store(connection: sqlite3.Connection, rows: list[tuple[FileRow, list[PointRow]]]) -> None:
+    for file_row, point_rows in rows:
+        connection.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", file_row)
+        connection.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?)", point_rows)
+
+
+def _reduce_batch(files: list[tuple[Path, str, int, int]], root: Path) -> list[tuple[FileRow, list[PointRow]]]:
+    """Each file's row and its points' rows (an unreadable file: its row with the reason)."""
+    with collection_paused():
+        return _reduce_files(files, root)
+
+
+def _reduce_files(files: list[tuple[Path, str, int, int]], root: Path) -> list[tuple[FileRow, list[PointRow]]]:
+    rows: list[tuple[FileRow, list[PointRow]]] = []
     loaded = []
     for path, machine, size, mtime in files:
         key = str(path.relative_to(root))
         try:
             run = load_run(path, label=shown(f"{machine}/{path.stem}"))
         except RecordError as exc:
-            connection.execute("INSERT INTO files VALUES (?, ?, ?, ?, 0, ?, NULL, NULL, NULL)", (key, machine, size, mtime, str(exc)))
+            rows.append(((key, machine, size, mtime, 0, str(exc), None, None, None), []))
             continue
         loaded.append((key, machine, size, mtime, run))
     for (key, machine, size, mtime, _), points in zip(loaded, run_points([entry[4] for entry in loaded])):
         identity = json.dumps(list(points.identity.facts)) if points.identity is not None else None
-        connection.execute(
-            "INSERT INTO files VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?)",
-            (key, machine, size, mtime, points.when.isoformat(), points.commit, identity),
+        rows.append(
+            (
+                (key, machine, size, mtime, 1, None, points.when.isoformat(), points.commit, identity),
+                [(key, case_id, c.median_s, c.log_se, c.items_per_s, int(c.contended)) for case_id, c in points.cases.items()],
+            )
         )
-        connection.executemany(
-            "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?)",
-            [(key, case_id, c.median_s, c.log_se, c.items_per_s, int(c.contended)) for case_id, c in points.cases.items()],
-        )
+    return rows
 
 
 def indexed_points(root: Path, index: Path, only: str | None = None) -> tuple[dict[str, list[RunPoints]], list[str], IndexUpdate]:

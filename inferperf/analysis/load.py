@@ -418,12 +418,12 @@ def json_files(folder: Path) -> list[Path]:
 
 def load_runs(sources: Sequence[Path], labels: Sequence[str] | None = None) -> LoadReport:
     """Load files and folders in the order given (the first run is the base of a comparison)."""
-    with _collection_paused():
+    with collection_paused():
         return _load_runs(sources, labels)
 
 
 @contextmanager
-def _collection_paused() -> Iterator[None]:
+def collection_paused() -> Iterator[None]:
     """The cyclic garbage collector paused while runs load: a fleet's files are millions of fresh
     objects with no cycles, and collecting among them took a quarter of the loading time."""
     was_enabled = gc.isenabled()

@@ -24,7 +24,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 
@@ -89,6 +88,7 @@ def mann_whitney_p(base: npt.ArrayLike, contender: npt.ArrayLike) -> float:
     b = np.asarray(contender, dtype=np.float64)
     if np.array_equal(np.sort(a), np.sort(b)):
         return 1.0
+    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
     result = sps.mannwhitneyu(b, a, alternative="two-sided")
     return float(result.pvalue)
 
@@ -202,6 +202,7 @@ def summary_ratio(
     if base.rounds < 2 or contender.rounds < 2:
         return RatioEstimate(ratio, 0.0, math.inf, 1.0, "summary")
     se_log = math.hypot(base.log_median_se(), contender.log_median_se())
+    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
     z = float(sps.norm.ppf(0.5 + confidence / 2.0))
     low, high = ratio * math.exp(-z * se_log), ratio * math.exp(z * se_log)
     if base.stddev == 0 and contender.stddev == 0:
