@@ -305,28 +305,28 @@ def _power_of_ab_design(args: argparse.Namespace) -> str:
     return text + f"\n(trials are random subsets of {args.pool} A/A and {args.pool} A/B blocks kept in {folder}; seed {seed})\n"
 
 
-def _history_points(args: argparse.Namespace) -> tuple[dict, list[str]]:
+def _history_points(args: argparse.Namespace) -> tuple[dict, list[str], str | None]:
     """Each machine's runs reduced to their points: from the store's index (brought up to date), or
-    from the JSON files themselves with ``--no-index`` or where no index can be written."""
+    from the JSON files themselves with ``--no-index`` or where no index can be written; and the
+    line that says what the index did (printed once the command has succeeded)."""
     from inferperf.analysis.history import machine_points
     from inferperf.analysis.history_index import default_index_path, indexed_points
     from inferperf.analysis.load import shown
 
     if args.no_index:
-        return machine_points(args.results, args.machine)
+        return (*machine_points(args.results, args.machine), None)
     index = args.index or default_index_path(args.results)
     try:
         per_machine, skipped, update = indexed_points(args.results, index, args.machine)
     except (OSError, sqlite3.Error) as exc:
-        print(f"inferperf history: no index ({shown(index)}: {exc}); reading every run", file=sys.stderr)
-        return machine_points(args.results, args.machine)
+        note = f"inferperf history: no index ({shown(index)}: {exc}); read every run"
+        return (*machine_points(args.results, args.machine), note)
     rebuilt = "rebuilt, " if update.rebuilt else ""
-    print(
+    note = (
         f"inferperf history: index {shown(index)} ({rebuilt}{update.read} run files read, {update.reused} reused, "
-        f"{update.dropped} dropped)",
-        file=sys.stderr,
+        f"{update.dropped} dropped)"
     )
-    return per_machine, skipped
+    return per_machine, skipped, note
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -339,10 +339,13 @@ def _history(args: argparse.Namespace) -> int:
     settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
     if args.index is not None and args.no_index:
         raise UsageError("--index and --no-index: give one")
-    per_machine, skipped = _history_points(args)
+    if not args.results.is_dir():
+        raise RecordError(f"{shown(args.results)}: not a results folder")
+    # outputs are checked before any work (an index update included)
     outputs = _outputs_for(args, ("markdown",), json_files(args.results))
     if args.output is not None:
         outputs.check_folder(args.output, "--output")
+    per_machine, skipped, index_note = _history_points(args)
     for line in skipped:
         print(line, file=sys.stderr)
     all_series = [
@@ -356,6 +359,8 @@ def _history(args: argparse.Namespace) -> int:
     if args.output:
         written = write_site(all_series, args.output, settings, plots=not args.no_plots, outputs=outputs)
         print(f"wrote {len(written)} files under {shown(args.output)}", file=sys.stderr)
+    if index_note:
+        print(index_note, file=sys.stderr)
     if args.fail_on_regression:
         found = newest_step_regressions(all_series, args.min_change)
         for series in found:

@@ -137,7 +137,7 @@ def _medians_of_group(sorted_values: np.ndarray, seeds: Sequence[int], resamples
     return medians.reshape(sides, resamples), rejected
 
 
-def bootstrap_medians_many(samples: Sequence[Sequence[float]], resamples: int = DEFAULT_BOOTSTRAP) -> list[np.ndarray]:
+def bootstrap_medians_many(samples: Sequence[Any], resamples: int = DEFAULT_BOOTSTRAP) -> list[np.ndarray]:
     """``stats.bootstrap_medians(s, resamples)`` for every ``s`` in ``samples``, in bulk.
 
     Parameters
@@ -306,7 +306,7 @@ def bootstrap_ratios(
     ]
 
 
-def log_median_ses(samples: Sequence[Sequence[float]], resamples: int = 400) -> list[float]:
+def log_median_ses(samples: Sequence[Any], resamples: int = 400) -> list[float]:
     """``stats.log_median_se(s, resamples)`` for every ``s`` in ``samples``, in bulk (the same values)."""
     if not samples:
         return []

@@ -234,7 +234,7 @@ def pelt_many(series: Sequence[tuple[np.ndarray, np.ndarray]], penalty: float, m
             if prunable.any():
                 keep = best[:, :t] + costs(t, t) <= best[:, t : t + 1]
                 candidate[:, :t] &= keep | ~prunable[:, None]
-    out = []
+    out: list[list[int]] = []
     for row in range(count):
         if not math.isfinite(best[row, n]):
             out.append([])

@@ -72,7 +72,8 @@ def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds
     """Bootstrap when both sides kept raw samples (2+ each), else the summary fallback."""
     if has_raw_samples(base, contender):
         return bootstrap_ratio(
-            base.samples, contender.samples, confidence=thresholds.confidence, resamples=thresholds.resamples
+            base.samples, contender.samples,  # type: ignore[arg-type]  # has_raw_samples: both are tuples
+            confidence=thresholds.confidence, resamples=thresholds.resamples,
         )
     return summary_ratio(base.summary_stats(), contender.summary_stats(), confidence=thresholds.confidence)
 

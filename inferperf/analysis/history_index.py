@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, overload
 
 from inferperf.analysis.fingerprint import MachineIdentity
 from inferperf.analysis.history import (
@@ -54,6 +54,24 @@ CREATE TABLE IF NOT EXISTS points (
     items_per_s REAL NOT NULL, contended INTEGER NOT NULL, PRIMARY KEY (path, case_id)
 );
 """
+
+
+@overload
+def _to_db(text: str) -> str: ...
+@overload
+def _to_db(text: None) -> None: ...
+def _to_db(text: str | None) -> str | None:
+    """Text as SQLite can hold it: a file name's undecodable bytes (surrogate escapes) survive as
+    the UTF-8 bytes they stand for, one character per byte, and ``_from_db`` gives them back."""
+    return None if text is None else text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+@overload
+def _from_db(text: str) -> str: ...
+@overload
+def _from_db(text: None) -> None: ...
+def _from_db(text: str | None) -> str | None:
+    return None if text is None else text.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def default_index_path(root: Path) -> Path:
@@ -109,7 +127,7 @@ def update_index(root: Path, index: Path) -> IndexUpdate:
             if machine is None:
                 continue
             info = path.stat()
-            present[str(path.relative_to(root))] = (path, machine, info.st_size, info.st_mtime_ns)
+            present[_to_db(str(path.relative_to(root)))] = (path, machine, info.st_size, info.st_mtime_ns)  # type: ignore[index]
         gone = [key for key in known if key not in present]
         changed = [key for key, (_, _, size, mtime) in present.items() if known.get(key) != (size, mtime)]
         for key in gone + changed:
@@ -165,19 +183,19 @@ def _reduce_files(files: list[tuple[Path, str, int, int]], root: Path) -> list[t
     rows: list[tuple[FileRow, list[PointRow]]] = []
     loaded = []
     for path, machine, size, mtime in files:
-        key = str(path.relative_to(root))
+        key, machine_key = _to_db(str(path.relative_to(root))), _to_db(machine)
         try:
             run = load_run(path, label=shown(f"{machine}/{path.stem}"))
         except RecordError as exc:
-            rows.append(((key, machine, size, mtime, 0, str(exc), None, None, None), []))
+            rows.append(((key, machine_key, size, mtime, 0, _to_db(str(exc)), None, None, None), []))  # type: ignore[arg-type]
             continue
-        loaded.append((key, machine, size, mtime, run))
+        loaded.append((key, machine_key, size, mtime, run))
     for (key, machine, size, mtime, _), points in zip(loaded, run_points([entry[4] for entry in loaded])):
         identity = json.dumps(list(points.identity.facts)) if points.identity is not None else None
         rows.append(
             (
-                (key, machine, size, mtime, 1, None, points.when.isoformat(), points.commit, identity),
-                [(key, case_id, c.median_s, c.log_se, c.items_per_s, int(c.contended)) for case_id, c in points.cases.items()],
+                (key, machine, size, mtime, 1, None, points.when.isoformat(), _to_db(points.commit), identity),
+                [(key, _to_db(case_id), c.median_s, c.log_se, c.items_per_s, int(c.contended)) for case_id, c in points.cases.items()],
             )
         )
     return rows
@@ -192,20 +210,20 @@ def indexed_points(root: Path, index: Path, only: str | None = None) -> tuple[di
     try:
         per_machine: dict[str, list[RunPoints]] = {}
         skipped = reference_note(root)
-        where, args = ("WHERE machine = ?", (only,)) if only is not None else ("", ())
+        where, args = ("WHERE machine = ?", (_to_db(only),)) if only is not None else ("", ())
         files = connection.execute(f"SELECT path, machine, usable, reason, when_iso, commit_id, identity FROM files {where} ORDER BY path", args).fetchall()
         cases: dict[str, dict[str, CasePoint]] = {}
         for path, case_id, median, log_se, items, contended in _points(connection, only):
-            cases.setdefault(path, {})[case_id] = CasePoint(median, log_se, items, bool(contended))
+            cases.setdefault(path, {})[_from_db(case_id)] = CasePoint(median, log_se, items, bool(contended))  # type: ignore[index]
     finally:
         connection.close()
     for path, machine, usable, reason, when_iso, commit, identity in files:
         if not usable:
-            skipped.append(f"skipped {reason}")
+            skipped.append(f"skipped {_from_db(reason)}")
             continue
         facts = tuple(tuple(pair) for pair in json.loads(identity)) if identity else None
-        per_machine.setdefault(machine, []).append(
-            RunPoints(root / path, datetime.fromisoformat(when_iso), commit, MachineIdentity(facts) if facts else None, cases.get(path, {}))  # type: ignore[arg-type]
+        per_machine.setdefault(_from_db(machine), []).append(  # type: ignore[arg-type]
+            RunPoints(root / _from_db(path), datetime.fromisoformat(when_iso), _from_db(commit), MachineIdentity(facts) if facts else None, cases.get(path, {}))  # type: ignore[arg-type]
         )
     _require_runs(root, per_machine, only, skipped)
     for runs in per_machine.values():
@@ -220,5 +238,5 @@ def _points(connection: sqlite3.Connection, only: str | None) -> Iterator[tuple[
     yield from connection.execute(
         "SELECT p.path, p.case_id, p.median_s, p.log_se, p.items_per_s, p.contended FROM points p "
         "JOIN files f ON f.path = p.path WHERE f.machine = ?",
-        (only,),
+        (_to_db(only),),
     )
