@@ -339,6 +339,9 @@ def _history(args: argparse.Namespace) -> int:
     settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
     if args.index is not None and args.no_index:
         raise UsageError("--index and --no-index: give one")
+    # an index that is not a database is rebuilt, i.e. replaced: never let it be a run of the store
+    if args.index is not None and (args.index.suffix == ".json" or args.results.resolve() in args.index.resolve().parents):
+        raise UsageError(f"--index {shown(args.index)}: inside the results folder or a .json file; an index is rebuilt over whatever is there")
     if not args.results.is_dir():
         raise RecordError(f"{shown(args.results)}: not a results folder")
     # outputs are checked before any work (an index update included)

@@ -196,3 +196,12 @@ def test_a_corrupt_or_older_index_is_rebuilt_from_the_files(tmp_path, capsys):
     assert main(["history", str(root), "--index", str(index)]) == 0
     assert "0 run files read, 5 reused" in capsys.readouterr().err
     assert main(["history", str(root), "--index", str(index), "--no-index"]) == 2
+
+
+def test_an_index_inside_the_store_is_refused_and_the_run_is_untouched(tmp_path, capsys):
+    root = nightly_store(tmp_path / "results", "box", [1.0] * 3, seed=2)
+    run = sorted(root.rglob("*.json"))[0]
+    before = run.read_bytes()
+    assert main(["history", str(root), "--index", str(run)]) == 2
+    assert "inside the results folder" in capsys.readouterr().err
+    assert run.read_bytes() == before

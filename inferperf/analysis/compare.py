@@ -18,10 +18,8 @@ from inferperf.analysis.settings import Thresholds
 from inferperf.analysis.stats import (
     RatioEstimate,
     Verdict,
-    bootstrap_medians,
     bootstrap_ratio,
     summary_ratio,
-    symmetric_interval,
     verdict,
 )
 from inferperf.analysis.values import as_list, as_mapping, finite_number
@@ -207,24 +205,14 @@ def _throughput_samples(bench: Benchmark) -> np.ndarray | None:
     return bench.items_per_round / np.asarray(bench.samples, dtype=np.float64)
 
 
-def speedup_over_baseline(bench: Benchmark, baseline: Benchmark, thresholds: Thresholds) -> tuple[float, float, float]:
-    """Throughput ratio (items/s) with a bootstrap interval when both sides have samples."""
-    value = bench.items_per_s / baseline.items_per_s
-    ours, theirs = _throughput_samples(bench), _throughput_samples(baseline)
-    if ours is None or theirs is None:
-        return value, math.nan, math.nan
-    ratios = bootstrap_medians(ours, thresholds.resamples) / bootstrap_medians(theirs, thresholds.resamples)
-    low, high = symmetric_interval(ratios, thresholds.confidence)
-    return value, low, high
-
-
 def technique_view(
     runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
 ) -> list[Speedup]:
     """Speedups of every case that names a ``baseline_case_id`` present in the same run.
 
-    The intervals of every speedup with raw samples are bootstrapped together, with the same
-    values ``speedup_over_baseline`` gives one at a time.
+    The speedup is items/s over items/s; its interval, where both sides kept raw samples, is the
+    symmetric interval of the ratio of the two sides' bootstrap medians of throughput, every
+    speedup's computed together (``batch_stats.ratio_intervals``).
     """
     from inferperf.analysis.batch_stats import ratio_intervals
 

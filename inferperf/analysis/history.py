@@ -27,7 +27,6 @@ from inferperf.analysis.fingerprint import MachineIdentity, machine_identity
 from inferperf.analysis.load import Benchmark, Run, json_files, load_run, shown
 from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import HistorySettings
-from inferperf.analysis.stats import log_median_se
 
 #: ``results/reference/`` holds the runs behind the documentation's tables (mixed tiers and dates), which
 #: would read as a machine with a nonsense series
@@ -89,13 +88,6 @@ class Series:
         return self.points[step.index - 1].commit, self.points[step.index].commit
 
 
-def run_log_median_se(bench: Benchmark) -> float:
-    """Uncertainty of one run's log median time: bootstrap of its samples, else its summary."""
-    if bench.samples and len(bench.samples) > 2:
-        return log_median_se(bench.samples)
-    return bench.summary_stats().log_median_se()
-
-
 @dataclass(frozen=True)
 class CasePoint:
     """What history needs of one case in one run."""
@@ -123,7 +115,8 @@ class RunPoints:
 
 def run_points(runs: Sequence[Run]) -> list[RunPoints]:
     """The points of every case of ``runs``; the bootstrap uncertainties computed in bulk
-    (``batch_stats.log_median_ses``: the values ``run_log_median_se`` gives one at a time)."""
+    (``batch_stats.log_median_ses``: the values ``stats.log_median_se`` gives one at a time); a
+    case without three raw samples takes its summary's delta-method uncertainty."""
     from inferperf.analysis.batch_stats import log_median_ses
 
     sampled = [b for run in runs for b in run.benchmarks.values() if b.samples and len(b.samples) > 2]

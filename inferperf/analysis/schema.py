@@ -356,7 +356,8 @@ GENERATION: tuple[Key, ...] = (
     _key(
         "output_len_forced", "bool", "—",
         "generation: every timed round generated exactly the requested tokens for every request (greedy, "
-        "`min_new_tokens` = `max_new_tokens`; continuous batching: no end-of-sequence id)",
+        "`max_new_tokens` = the request's length, no end-of-sequence id: `eos_token_id=-1` in `generate` and "
+        "continuous batching alike)",
     ),
     _key("ttft_s", "number", "s", "generation: time to first token, median over requests (call start → first new token on the host: the prefill)", constraint="nonnegative"),
     _key("ttft_p99_s", "number", "s", "generation: 99th percentile of time to first token over the timed rounds' requests", constraint="nonnegative"),

@@ -1,7 +1,7 @@
 """Text-generation variants (technique 6) made ready to run: caches, compile, half precision, torchao,
 padded and continuous batching, speculative decoding (imports torch and transformers).
 
-A ``Generator`` runs one round of a ``GenerationWorkload`` (its requests' prompts and output
+A runner (``GenerateRunner``, ``ContinuousRunner``) runs one round of a ``GenerationWorkload`` (its requests' prompts and output
 lengths) and returns when each token of each request arrived. Output lengths are forced the same
 way in every variant: greedy, ``max_new_tokens`` = the request's length and no end-of-sequence id
 (``eos_token_id=-1``, which no token matches, for ``generate`` and continuous batching alike).
@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -60,10 +60,6 @@ class GenerationWorkload:
         return sum(self.output_lens)
 
     @property
-    def uniform(self) -> bool:
-        return len({len(p) for p in self.prompts}) == 1 and len(set(self.output_lens)) == 1
-
-    @property
     def longest(self) -> int:
         return max(len(p) for p in self.prompts) + max(self.output_lens)
 
@@ -73,12 +69,6 @@ class RoundResult:
     timing: RoundTiming
     #: the generated token ids of each request (exactly its output length)
     tokens: list[list[int]]
-
-
-class Generator(Protocol):
-    def run(self, workload: GenerationWorkload) -> RoundResult: ...
-
-    def reference_run(self, workload: GenerationWorkload) -> "AgreementRun": ...
 
 
 @dataclass
@@ -502,15 +492,6 @@ def agreement_record(reference: AgreementRun, candidate: AgreementRun) -> dict[s
         ]
         record["cosine"] = min(cosines)
     return record
-
-
-def run_timed(step: Callable[[], RoundResult], into: list[RoundResult]) -> Callable[[], None]:
-    """A benchmark step that keeps each round's result (timings and tokens) in ``into``."""
-
-    def round_() -> None:
-        into.append(step())
-
-    return round_
 
 
 def prompts_as_tuples(prompts: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:

@@ -34,11 +34,6 @@ class GenerationVariant:
     speculation: Speculation | None = None
     requires: tuple[str, ...] = ("torch",)
 
-    @property
-    def batch_one_only(self) -> bool:
-        """transformers' speculative decoding runs one sequence at a time."""
-        return self.speculation is not None
-
 
 GENERATION_VARIANTS: dict[str, GenerationVariant] = {
     v.name: v
