@@ -59,7 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--served-url",
         default=None,
-        help="benchmark an existing KServe-v2 server instead of starting Triton: grpc://host:port and/or http://host:port",
+        help="benchmark an existing server instead of starting one: a KServe-v2 server (Triton) as grpc://host:port "
+        "and/or http://host:port, or an OpenAI-compatible one (vLLM, SGLang, TGI, llama.cpp) as openai+http://host:port/v1",
+    )
+    group.addoption("--served-model", default=None, metavar="NAME", help="with an openai+http --served-url: the model name its server serves")
+    group.addoption(
+        "--slo", default=None, metavar="BOUNDS",
+        help="served generation: the latency bounds a good request meets, e.g. ttft=0.5,tpot=0.05,e2e=5 (seconds; "
+        "goodput counts the requests within all of them; default per tier)",
     )
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (overrides the tier)")
     group.addoption(
@@ -121,16 +128,30 @@ def _settings(config: pytest.Config) -> Settings:
     if price is not None and not (math.isfinite(price) and price >= 0):
         raise pytest.UsageError(f"--price-per-hour: expected a price in USD >= 0, got {price}")
     served_url = config.getoption("--served-url")
-    if served_url:
-        from inferperf.serving.server import parse_served_url
+    served_model = config.getoption("--served-model")
+    slo = config.getoption("--slo")
+    try:
+        if served_url:
+            from inferperf.serving.openai_server import is_openai_url, parse_openai_url
+            from inferperf.serving.server import parse_served_url
 
-        try:
-            parse_served_url(served_url)
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            if is_openai_url(served_url):
+                parse_openai_url(served_url, served_model)
+            else:
+                parse_served_url(served_url)
+        if served_model and not (served_url and is_openai_url(served_url)):
+            raise ValueError("--served-model: only with an OpenAI-compatible --served-url openai+http://host:port/v1")
+        if slo is not None:
+            from inferperf.analysis.served import parse_slo
+
+            parse_slo(slo)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return Settings(
         tier=tier,
         served_url=served_url,
+        served_model=served_model,
+        slo=slo,
         devices=devices,
         threads=threads,
         weights_dir=weights.resolve() if weights else None,

@@ -553,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--base", nargs="+", type=Path, metavar="RUN", help="several runs of the base side (files or folders)")
     compare.add_argument("--candidate", nargs="+", type=Path, metavar="RUN", help="several runs of the candidate side")
     compare.add_argument("--paired", action="store_true", help="with --base/--candidate: the i-th runs of each side were interleaved (a block)")
+    compare.add_argument("--metric", metavar="KEY", help="judge this per-round metric of the record (round_metrics: ttft_p99_s, output_tokens_per_s, …) instead of the round time")
     compare.add_argument("--exclude-contended", action="store_true", help="leave out cases that ran under contention")
     _verdict_options(compare)
     compare.add_argument("-k", metavar="EXPR", help="select cases by id: 'cuda and not int8' (as pytest -k)")
@@ -609,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="write the site here: index.html, a page and a Markdown summary per machine, trend PNGs"
     )
     history.add_argument("--no-plots", action="store_true", help="with --output: skip the PNGs")
+    history.add_argument("--metric", metavar="KEY", help="judge this per-round metric of the record (round_metrics: ttft_p99_s, output_tokens_per_s, …) instead of the round time")
     history.add_argument("--exclude-contended", action="store_true", help="leave out runs of a case that ran under contention")
     history.add_argument("--markdown", metavar="PATH", help="write the Markdown summary (for an issue or chat); '-' for stdout")
     history.add_argument(
@@ -664,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab_parser.add_argument("--aa", action="store_true", help="run the base side against itself and store this machine's noise profile")
     ab_parser.add_argument("--until-decided", action="store_true", help="stop early once every case is decided (needs --max-blocks)")
     ab_parser.add_argument("--max-blocks", type=_count(5), help="with --until-decided: the most blocks to run")
+    ab_parser.add_argument("--metric", metavar="KEY", help="judge this per-round metric of the record (round_metrics: ttft_p99_s, output_tokens_per_s, …) instead of the round time")
     ab_parser.add_argument("--exclude-contended", action="store_true", help="leave out blocks where either side's case was contended")
     ab_parser.add_argument("-k", metavar="EXPR", help="judge only the cases matching EXPR (as pytest -k)")
     ab_parser.add_argument("--analyse", type=Path, metavar="DIR", help="judge a stored experiment again instead of running one")
@@ -697,8 +700,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inferperf.ab import AbError
     from inferperf.analysis.output import OutputError
 
+    from inferperf.analysis import metric
+
     try:
-        return int(args.handler(args))
+        key = getattr(args, "metric", None)
+        if key is not None:
+            metric.check_key(key)
+            if args.command == "history":
+                args.no_index = True  # the index keeps round-time points; a metric reads the runs themselves
+            print(f"inferperf {args.command}: {metric.describe(key)}", file=sys.stderr)
+        with metric.judging(key):
+            code = int(args.handler(args))
+        if key is not None and metric.left_out:
+            print(f"inferperf {args.command}: {len(metric.left_out)} cases record no per-round {key} and were left out", file=sys.stderr)
+        return code
     except (RecordError, UsageError, OutputError, SettingError, AbError) as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"inferperf {args.command}: error: {message}", file=sys.stderr)

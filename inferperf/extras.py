@@ -11,13 +11,17 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "tf": ("tensorflow",),
     "dali": ("nvidia.dali",),
     "serve": ("pytriton", "tritonclient"),
+    # served generation: transformers serve (transformers[serving]) and the streaming client
+    "genserve": ("fastapi", "uvicorn", "openai", "httpx"),
+    # a second generation engine: llama.cpp's server on a GGUF (a source build: its own extra)
+    "llamacpp": ("llama_cpp", "gguf", "sse_starlette", "starlette_context"),
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "torchao": ("torchao",),
     "executorch": ("executorch",),
 }
 
 #: extras that are installed by another extra's name in pyproject.toml.
-_INSTALLED_BY = {"onnx": "torch", "torchao": "torch"}
+_INSTALLED_BY = {"onnx": "torch", "torchao": "torch", "genserve": "serve"}
 
 
 def _module_present(name: str) -> bool:

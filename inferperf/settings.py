@@ -48,6 +48,10 @@ class Settings:
     rounds: int | None = None
     warmup_rounds: int | None = None
     served_url: str | None = None
+    #: ``--served-model``: the model an OpenAI-compatible ``--served-url`` serves
+    served_model: str | None = None
+    #: ``--slo``: served generation's latency bounds, as written (``inferperf.analysis.served.parse_slo``)
+    slo: str | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None
 

@@ -350,6 +350,10 @@ def check_run(data: Any, path: Path, label: str | None = None) -> tuple[Run | No
         benchmarks[bench.case_id] = bench
     if problems.lines:
         return None, problems.lines
+    from inferperf.analysis import metric
+
+    if metric.active() is not None:  # --metric: each case judged on its per-round values of that key
+        benchmarks = metric.as_metric(benchmarks, metric.active())  # type: ignore[arg-type]
     run = Run(path=path, label=label or _default_label(path), machine=machine, commit=commit, when=_when(when), benchmarks=benchmarks)
     return run, []
 

@@ -413,7 +413,51 @@ GENERATION: tuple[Key, ...] = (
     _key("model_bytes_note", "str", "—", "why `model_bytes` is null (torchao's int4 prototype tensors cannot be saved)"),
 )
 
-EXTRA_INFO = EXTRA_INFO + GENERATION
+#: technique 6 served (``generation/…-served_<server>_<load>…``), ``inferperf.analysis.served``:
+#: latency from the send and from the scheduled time, goodput, the client's self-check
+SERVED: tuple[Key, ...] = (
+    _key("served_model", "str", "—", "served generation: the model name the requests asked for (`--served-model`, or the served directory)"),
+    _key("chunk_token_source", "str", "—", "served generation: where each chunk's token count came from (the server's running usage, the client tokenizer, or one per chunk)"),
+    _key(
+        "load", "object", "—",
+        "served: the load point — `mode` (closed, constant, poisson), `label` (closed loop / open loop …), `concurrency` "
+        "(closed loop streams), `rate_rps` (open-loop arrivals/s), `max_in_flight` (cap, or null), `seed` (the arrival schedule's)",
+    ),
+    _key("slo", "object", "s", "served: the bounds a good request meets (`ttft_s`, `tpot_s`, `e2e_s`; from `--slo` or the tier's default)"),
+    _key("requests_sent", "int", "requests", "served: requests the timed rounds sent (failed ones included)", constraint="nonnegative"),
+    _key("requests_completed", "int", "requests", "served: requests that finished with a `finish_reason` and no error", constraint="nonnegative"),
+    _key("requests_failed", "int", "requests", "served: requests sent − completed (HTTP errors, timeouts, cut or malformed streams)", constraint="nonnegative"),
+    _key("error_rate", "number", "0..1", "served: failed / sent", constraint="fraction"),
+    _key("errors", "list", "—", "served: up to five distinct error lines, each naming its request"),
+    _key("finish_reasons", "list", "—", "served: the distinct `finish_reason`s the server gave (`length` when the output length was forced)"),
+    _key("token_count_mismatches", "int", "requests", "served: requests whose client-tokenizer count (prompt or completion) differs from the server's `usage`", constraint="nonnegative"),
+    _key(
+        "latency_distributions", "object", "s",
+        "served: per latency (`ttft_from_send_s`, `ttft_from_schedule_s`, `tpot_s`, `itl_per_token_s`, `itl_per_chunk_s`, "
+        "`e2e_from_send_s`, `e2e_from_schedule_s`, `client_queue_wait_s`): `n`, `mean`, `max`, `p50`/`p90`/`p99`/`p999` and each "
+        "one's 95% distribution-free interval (`p99_ci`: [low, high] order statistics; null when too few values)",
+    ),
+    _key("ttft_p99_from_schedule_s", "number", "s", "served: 99th percentile of TTFT from the scheduled time (queueing in the client included)", constraint="nonnegative"),
+    _key("e2e_p99_from_schedule_s", "number", "s", "served: 99th percentile of scheduled time → last token", constraint="nonnegative"),
+    _key("tpot_p99_s", "number", "s", "served: 99th percentile over requests of (E2E − TTFT) / (N − 1)", constraint="nonnegative"),
+    _key("chunk_latency_p99_s", "number", "s", "served: 99th percentile of the gaps between streamed chunks (ITL per chunk, what tools that count chunks as tokens report)", constraint="nonnegative"),
+    _key("requests_per_s", "number", "requests/s", "served: completed requests / the rounds' windows (first scheduled send → last completion)", constraint="nonnegative"),
+    _key("total_tokens_per_s", "number", "tokens/s", "served: (prompt + output tokens of completed requests) / the windows", constraint="nonnegative"),
+    _key("goodput_rps", "number", "requests/s", "served: requests meeting every SLO bound (TTFT and E2E from the schedule, TPOT) / the windows", constraint="nonnegative"),
+    _key("good_fraction", "number", "0..1", "served: requests meeting every SLO bound / requests sent", constraint="fraction"),
+    _key(
+        "self_check", "object", "—",
+        "served: the client's check of itself, worst round — `achieved_rate_rps` vs `schedule_rate_rps`, `dispatch_lag_p50_s`/"
+        "`dispatch_lag_p99_s` (when the generator got to a request − its scheduled time), `lag_bound_p99_s`, "
+        "`client_cpu_fraction` (client CPU time / wall), `valid`, `invalid_reason`",
+    ),
+    _key("valid", "bool", "—", "served: the client kept its schedule (achieved ≥ 95% of the schedule's rate, lag within bounds, client below 90% of a core); false: not the server's latency"),
+    _key("invalid_reason", "str", "—", "served: why `valid` is false"),
+    _key("max_rate_meeting_slo_rps", "number", "requests/s", "served capacity: the highest Poisson rate probed whose p99 TTFT (from the schedule) and p99 TPOT met the SLO (null: not even the lowest)", constraint="nonnegative"),
+    _key("capacity_probes", "list", "—", "served capacity: each probed rate with `meets_slo`, its p99s, error rate and validity"),
+)
+
+EXTRA_INFO = EXTRA_INFO + GENERATION + SERVED
 
 MACHINE_KEYS: Mapping[str, Key] = {k.name: k for k in MACHINE}
 EXTRA_INFO_KEYS: Mapping[str, Key] = {k.name: k for k in EXTRA_INFO}

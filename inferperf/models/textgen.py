@@ -53,12 +53,38 @@ def byte_level_tokenizer(vocab_size: int) -> Any:  # -> transformers.PreTrainedT
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TOKENS])
+    # reserved entries are also added tokens, so their text tokenizes back to their one id: a
+    # served stream's text then counts the tokens the server generated (the client's tokenizer agrees)
+    backend.add_tokens([AddedToken(f"<|reserved_{i}|>", special=False, normalized=False) for i in range(len(SPECIAL_TOKENS) + 256, vocab_size)])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, eos_token=END_OF_TEXT, pad_token=END_OF_TEXT, padding_side="left",
         model_max_length=1 << 20,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def unspeakable_ids(tokenizer: Any) -> list[int]:
+    """Ids that do not decode to text on their own: bytes 0x80-0xFF and the special tokens."""
+    from tokenizers import pre_tokenizers
+
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    byte_of = {symbol: byte for byte, symbol in _byte_symbols().items()}
+    ids = [index for index, symbol in enumerate(symbols) if byte_of[symbol] >= 0x80]
+    return ids + [tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS]
+
+
+def _byte_symbols() -> dict[int, str]:
+    """GPT-2's byte -> printable symbol table (what the ByteLevel pre-tokenizer writes for each byte)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[byte] = chr(byte)
+        else:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
 
 
 def _config(spec: TextModelSpec, eos_token_id: int, layers: int | None = None) -> Any:
@@ -95,6 +121,10 @@ def save_random_text_model(spec: TextModelSpec, directory: Path) -> None:
         for layer in model.model.layers[spec.draft_layers :]:
             layer.self_attn.o_proj.weight.mul_(spec.late_layer_scale)
             layer.mlp.down_proj.weight.mul_(spec.late_layer_scale)
+        # a trained model's text decodes: greedy decoding of this one never picks a token that is
+        # not text on its own (a lone UTF-8 continuation or lead byte, a special token), so a served
+        # stream carries exactly one token per piece of text, as it would for real prose
+        model.lm_head.weight[list(unspeakable_ids(tokenizer))] = 0.0
     model.generation_config.pad_token_id = tokenizer.eos_token_id
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

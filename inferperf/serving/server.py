@@ -8,11 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,14 +17,12 @@ from typing import Sequence
 
 from inferperf.serving.host import ACCESS_TOKEN_ENV
 from inferperf.serving.models import ServedModel, write_manifest
+from inferperf.serving.process import LOCALHOST, ServerProcess, ServerStartError, free_port, port_is_free, tail
 
-LOCALHOST = "127.0.0.1"
+__all__ = ["Endpoint", "ServerStartError", "TritonHost", "choose_ports", "free_port", "parse_served_url", "port_is_free", "tail"]
+
 #: the header Triton checks for its protected endpoints (statistics, model repository, …)
 ACCESS_HEADER = "triton-access-token"
-
-
-class ServerStartError(RuntimeError):
-    """The server did not become ready; the message names its log."""
 
 
 @dataclass(frozen=True)
@@ -57,26 +51,6 @@ def parse_served_url(value: str) -> Endpoint:
     return Endpoint(http=urls.get("http"), grpc=urls.get("grpc"), owned=False)
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOCALHOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(avoid: Sequence[int] = ()) -> int:
-    """A port nothing listens on now (the kernel's choice), not one of ``avoid``."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((LOCALHOST, 0))
-            port = int(probe.getsockname()[1])
-        if port not in avoid:
-            return port
-    raise OSError("no free TCP port on 127.0.0.1")
-
-
 def choose_ports(preferred: Sequence[int | None] = (None, None, None)) -> tuple[int, int, int]:
     """(http, grpc, metrics) ports: each preferred port if it is free, else another free one."""
     chosen: list[int] = []
@@ -100,13 +74,6 @@ def _ready(http: str, models: Sequence[ServedModel], timeout_s: float) -> bool:
     return True
 
 
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 class TritonHost:
     """One host process (PyTriton + tritonserver) serving a set of models."""
 
@@ -124,22 +91,24 @@ class TritonHost:
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.preferred_ports = tuple(ports)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = ServerProcess("the Triton host", start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
         self.models: tuple[ServedModel, ...] = ()
         self.endpoint: Endpoint | None = None
-        self.log_path: Path | None = None
         self.starts = 0
         self.access_token = secrets.token_urlsafe(24)
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
+        return self.server.pid
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.server.log_path
 
     def ensure(self, models: Sequence[ServedModel]) -> Endpoint:
         """Serve exactly ``models``, restarting the host when the set changes."""
-        if self.endpoint is not None and self.process is not None and self.process.poll() is None:
-            if tuple(models) == self.models:
-                return self.endpoint
+        if self.endpoint is not None and self.server.alive() and tuple(models) == self.models:
+            return self.endpoint
         self.stop()
         return self.start(models)
 
@@ -148,7 +117,6 @@ class TritonHost:
         run_dir = self.workspace / f"host{self.starts:03d}"
         run_dir.mkdir(parents=True, exist_ok=True)
         manifest = write_manifest(models, run_dir / "manifest.json")
-        self.log_path = run_dir / "host.log"
         http, grpc, metrics = choose_ports(self.preferred_ports)
         command = [
             sys.executable, "-m", "inferperf.serving.host", "--manifest", str(manifest),
@@ -157,49 +125,16 @@ class TritonHost:
         ]
         if self.threads:
             command += ["--threads", str(self.threads)]
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env[ACCESS_TOKEN_ENV] = self.access_token
-        with open(self.log_path, "wb") as log:
-            # a session of its own: stop() can end the host and its tritonserver child together
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.models = tuple(models)
+        env = {**os.environ, ACCESS_TOKEN_ENV: self.access_token}
         endpoint = Endpoint(http=f"{LOCALHOST}:{http}", grpc=f"{LOCALHOST}:{grpc}")
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                self.process = None
-                raise ServerStartError(
-                    f"the Triton host exited with code {code} before it was ready; its log: {self.log_path}\n"
-                    f"{tail(self.log_path)}"
-                )
-            if _ready(endpoint.http or "", models, timeout_s=2.0):
-                self.endpoint = endpoint
-                return endpoint
-            time.sleep(0.25)
-        self.stop()
-        raise ServerStartError(
-            f"the Triton host was not ready within {self.start_timeout_s:.0f} s; its log: {self.log_path}\n{tail(self.log_path)}"
-        )
+        self.server.launch(command, run_dir / "host.log", lambda: _ready(endpoint.http or "", models, timeout_s=2.0), env)
+        self.models, self.endpoint = tuple(models), endpoint
+        return endpoint
 
     def stop(self) -> None:
         """SIGTERM to the host (it stops tritonserver), then SIGKILL to its process group if it hangs."""
-        process, self.process, self.endpoint, self.models = self.process, None, None, ()
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
+        self.endpoint, self.models = None, ()
+        self.server.stop()
 
     def statistics(self, model: str) -> dict:
         """Triton's per-model statistics (request counts, batch executions) over HTTP."""

@@ -1,0 +1,178 @@
+"""The one load generator of served benchmarks: arrival schedule, in-flight cap, per-request records.
+
+A round sends a fixed number of requests through a ``Sender`` — the OpenAI-compatible streaming
+client or the Triton client, so two servers differ only in their client — in one of two modes:
+
+- **closed loop**: ``concurrency`` streams, each sending its next request when its last one ends
+  (the scheduled time of a request is when its stream became free: there is no schedule to lag);
+- **open loop**: arrivals at ``rate_rps`` on a schedule fixed before the round starts (constant
+  gaps, or Poisson: exponential gaps from a seeded generator, the same for every run), optionally
+  with a cap on requests in flight. A request waiting for a slot waits in the client's queue and
+  that wait is part of its latency from the schedule; the generator never waits for a response
+  before sending the next arrival, so a slow server cannot slow the offered load (coordinated
+  omission).
+
+Every request is bounded by ``timeout_s`` and recorded whatever happens (a timeout, a refused
+connection, a cut stream are errors in its record, never a dropped request). The client's CPU
+time over the round is measured so ``inferperf.analysis.served.self_check`` can say when the
+client, not the server, set the pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+import numpy as np
+
+from inferperf.analysis.served import LoadPoint, RoundLoad, ServedRequest
+
+#: a client's send: fills ``record`` (send time, chunks, usage, done, error) and never raises
+Sender = Callable[[ServedRequest, Any], Awaitable[None]]
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def arrival_offsets(point: LoadPoint, count: int) -> list[float]:
+    """Seconds from the round's start at which each of ``count`` requests is due (open loop)."""
+    if point.rate_rps is None or point.rate_rps <= 0:
+        raise ValueError(f"an open-loop load needs a positive rate, got {point.rate_rps!r}")
+    if point.mode == "constant":
+        return [i / point.rate_rps for i in range(count)]
+    if point.mode == "poisson":
+        # a Poisson process conditioned on ``count`` arrivals in its window: the arrival times are
+        # independent uniform draws over the window, sorted. Unconditioned exponential gaps over a
+        # dozen arrivals would offer, by chance, anything from half to twice the rate asked for.
+        window = count / point.rate_rps
+        return sorted(np.random.default_rng(point.seed).uniform(0.0, window, size=count).tolist())
+    raise ValueError(f"no arrival schedule for mode {point.mode!r}")
+
+
+async def _bounded(send: Sender, record: ServedRequest, payload: Any, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(send(record, payload), timeout_s)
+    except asyncio.TimeoutError:
+        record.error = f"request {record.index}: no complete answer within {timeout_s:.0f} s"
+        record.done_s = time.perf_counter()
+    except Exception as exc:  # a sender that raised anyway: the request failed, the round goes on
+        record.error = f"request {record.index}: {type(exc).__name__}: {exc}"
+        record.done_s = time.perf_counter()
+
+
+async def _closed_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], concurrency: int, timeout_s: float) -> None:
+    queue = iter(range(len(records)))
+
+    async def stream() -> None:
+        for index in queue:  # one shared iterator: each stream takes the next request when free
+            record = records[index]
+            record.scheduled_s = record.dispatched_s = time.perf_counter()
+            await _bounded(send, record, payloads[index], timeout_s)
+
+    await asyncio.gather(*(stream() for _ in range(concurrency)))
+
+
+#: the event loop's timers wake up to a millisecond late: sleep until this long before an arrival,
+#: then yield to the other tasks until it is due (a short, bounded spin per arrival)
+SPIN_S = 0.0015
+
+
+async def _until(due: float) -> None:
+    delay = due - time.perf_counter()
+    if delay > SPIN_S:
+        await asyncio.sleep(delay - SPIN_S)
+    while time.perf_counter() < due:
+        await asyncio.sleep(0)
+
+
+async def _open_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], point: LoadPoint, timeout_s: float) -> None:
+    offsets = arrival_offsets(point, len(records))
+    slots = asyncio.Semaphore(point.max_in_flight) if point.max_in_flight else None
+    start = time.perf_counter() + 0.005  # the schedule starts just after it is laid out
+
+    async def arrive(record: ServedRequest, payload: Any) -> None:
+        if slots is None:
+            await _bounded(send, record, payload, timeout_s)
+            return
+        async with slots:  # the wait for a slot is client queueing delay, inside latency from the schedule
+            await _bounded(send, record, payload, timeout_s)
+
+    tasks = []
+    for record, payload, offset in zip(records, payloads, offsets):
+        record.scheduled_s = start + offset
+        await _until(record.scheduled_s)
+        record.dispatched_s = time.perf_counter()
+        tasks.append(asyncio.ensure_future(arrive(record, payload)))
+    await asyncio.gather(*tasks)
+
+
+async def run_round_async(send: Sender, payloads: Sequence[Any], point: LoadPoint, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                          prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
+    """Send ``payloads`` (one request each) under ``point``'s load; every request comes back recorded."""
+    records = [
+        ServedRequest(index=i, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None)
+        for i in range(len(payloads))
+    ]
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    if point.open_loop:
+        await _open_loop(send, records, payloads, point, timeout_s)
+    else:
+        await _closed_loop(send, records, payloads, point.concurrency or 1, timeout_s)
+    return RoundLoad(tuple(records), time.process_time() - cpu_before, time.perf_counter() - wall_before)
+
+
+@dataclass
+class LoadRunner:
+    """Runs rounds on one event loop that outlives them (a client's connections stay open between
+    rounds, as a long-running client's would); ``close`` ends the client and the loop."""
+
+    make_sender: Callable[[], Awaitable[tuple[Sender, Callable[[], Awaitable[None]]]]]
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.send, self._close = self.loop.run_until_complete(self.make_sender())
+
+    def run(self, payloads: Sequence[Any], point: LoadPoint, prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
+        return self.loop.run_until_complete(run_round_async(self.send, payloads, point, timeout_s=self.timeout_s, prompt_tokens=prompt_tokens))
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self._close())
+        finally:
+            self.loop.close()
+
+
+def round_requests(point: LoadPoint, window_s: float, minimum: int = 4) -> int:
+    """Requests one bounded round sends: the rate times the window (open loop), or ``concurrency``
+    streams of a few requests each (closed loop)."""
+    if point.open_loop:
+        return max(minimum, int(round((point.rate_rps or 0) * window_s)))
+    return max(minimum, (point.concurrency or 1) * 3)
+
+
+def search_max_rate(meets: Callable[[float], bool], low_rps: float, high_rps: float, probes: int) -> tuple[float | None, list[tuple[float, bool]]]:
+    """The highest rate in [low, high] at which ``meets(rate)`` holds, by bisection on a log scale in
+    at most ``probes`` calls (each a bounded round): (best rate or None if even ``low`` fails, the probes)."""
+    tried: list[tuple[float, bool]] = []
+    if probes < 1 or not 0 < low_rps <= high_rps:
+        raise ValueError("search_max_rate needs 0 < low <= high and at least one probe")
+    ok = meets(low_rps)
+    tried.append((low_rps, ok))
+    if not ok:
+        return None, tried
+    best, lo, hi = low_rps, low_rps, high_rps
+    if len(tried) < probes:
+        ok = meets(hi)
+        tried.append((hi, ok))
+        if ok:
+            return hi, tried
+    while len(tried) < probes:
+        mid = float(np.sqrt(lo * hi))
+        ok = meets(mid)
+        tried.append((mid, ok))
+        if ok:
+            best, lo = mid, mid
+        else:
+            hi = mid
+    return best, tried

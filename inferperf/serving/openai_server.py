@@ -1,0 +1,150 @@
+"""OpenAI-compatible generation servers: the ones the suite starts, and ``--served-url``'s.
+
+- ``transformers serve`` (the ``transformers[serving]`` extra, in ``[serve]``) pinned to technique
+  6's saved model directory, with or without ``--continuous-batching`` (its paged KV cache sized
+  explicitly, so the case says what memory it had);
+- llama.cpp's server (``llama-cpp-python[server]``, extra ``[llamacpp]``) on a GGUF written from
+  the same random weights (``inferperf.models.gguf_export``).
+
+Each runs in its own process group on 127.0.0.1 at a free port, becomes ready through a bounded
+poll of its health and model list, and stops by PID (``inferperf.serving.process``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from inferperf.serving.openai_client import Dialect
+from inferperf.serving.process import LOCALHOST, ServerProcess, free_port
+
+#: continuous batching's paged KV cache: blocks of this many tokens ...
+CB_BLOCK_TOKENS = 64
+#: ... this many of them (64 x 64 = 4096 positions: 16 requests of 128 + 128 tokens at once) ...
+CB_BLOCKS = 64
+#: ... and at most this many tokens in one forward (a prompt longer than this is prefilled in parts)
+CB_MAX_BATCH_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class OpenAIEndpoint:
+    """Where an OpenAI-compatible server answers, which model to ask for, and how to force lengths."""
+
+    base_url: str  # http://host:port/v1
+    model: str
+    dialect: Dialect
+    server: str
+    owned: bool = True
+
+
+OPENAI_SCHEME = "openai+"
+
+
+def is_openai_url(value: str | None) -> bool:
+    return bool(value) and value.strip().startswith(OPENAI_SCHEME)  # type: ignore[union-attr]
+
+
+def parse_openai_url(value: str, model: str | None) -> OpenAIEndpoint:
+    """``--served-url openai+http://host:port/v1`` (with ``--served-model NAME``) -> the endpoint."""
+    text = value.strip()
+    if not text.startswith(OPENAI_SCHEME):
+        raise ValueError(f"--served-url: an OpenAI-compatible endpoint is written openai+http://host:port/v1, got {value!r}")
+    url = text[len(OPENAI_SCHEME):].rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest.split("/", 1)[0].strip(":"):
+        raise ValueError(f"--served-url: expected openai+http://host:port/v1, got {value!r}")
+    if not url.endswith("/v1"):
+        url += "/v1"
+    if not model:
+        raise ValueError("--served-model: an OpenAI-compatible --served-url needs the model name its server serves")
+    return OpenAIEndpoint(url, model, "openai", "--served-url", owned=False)
+
+
+def _answers(base_url: str, health_path: str | None) -> bool:
+    paths = ([health_path] if health_path else []) + ["/v1/models"]
+    root = base_url.removesuffix("/v1")
+    try:
+        for path in paths:
+            with urllib.request.urlopen(f"{root}{path}", timeout=2.0) as response:
+                if response.status != 200:
+                    return False
+                if path == "/v1/models" and not json.loads(response.read()).get("data"):
+                    return False
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True
+
+
+class OpenAIServerHost:
+    """One OpenAI-compatible server at a time, restarted when the asked configuration changes."""
+
+    def __init__(self, workspace: Path, *, threads: int | None = None, start_timeout_s: float = 240.0, stop_timeout_s: float = 30.0) -> None:
+        self.workspace = workspace
+        self.threads = threads
+        self.start_timeout_s = start_timeout_s
+        self.server = ServerProcess("the generation server", start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
+        self.key: tuple[object, ...] | None = None
+        self.endpoint: OpenAIEndpoint | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    def alive(self) -> bool:
+        return self.server.alive()
+
+    def failure(self, what: str) -> str:
+        return self.server.failure(what)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        return env
+
+    def _launch(self, key: tuple[object, ...], name: str, command: Sequence[str], endpoint: OpenAIEndpoint, health: str | None) -> OpenAIEndpoint:
+        if self.key == key and self.endpoint is not None and self.server.alive():
+            return self.endpoint
+        self.stop()
+        self.starts += 1
+        log = self.workspace / f"{self.starts:03d}-{name}.log"
+        self.server.name = f"the {endpoint.server} server"
+        self.server.launch(command, log, lambda: _answers(endpoint.base_url, health), self._env())
+        self.key, self.endpoint = key, endpoint
+        return endpoint
+
+    def transformers_serve(self, model_dir: Path, *, continuous_batching: bool, device: str = "cpu") -> OpenAIEndpoint:
+        """``transformers serve MODEL_DIR`` on a free port (with its paged KV cache sized when batching)."""
+        port = free_port()
+        command = [
+            sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir),
+            "--host", LOCALHOST, "--port", str(port), "--device", device, "--log-level", "warning",
+        ]
+        if continuous_batching:
+            command += ["--continuous-batching", "--cb-block-size", str(CB_BLOCK_TOKENS), "--cb-num-blocks", str(CB_BLOCKS),
+                        "--cb-max-batch-tokens", str(CB_MAX_BATCH_TOKENS)]
+        label = "transformers serve" + (" --continuous-batching" if continuous_batching else "")
+        endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", str(model_dir), "transformers", label)
+        name = "transformers-serve" + ("-cb" if continuous_batching else "")
+        return self._launch(("transformers", str(model_dir), continuous_batching, device), name, command, endpoint, "/health")
+
+    def llama_cpp(self, gguf: Path, *, threads: int, context_tokens: int, parallel: int = 1) -> OpenAIEndpoint:
+        """llama-cpp-python's server on ``gguf`` (``parallel`` slots share the context)."""
+        port = free_port()
+        command = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", LOCALHOST, "--port", str(port),
+            "--n_threads", str(threads), "--n_ctx", str(context_tokens), "--model_alias", gguf.stem,
+        ]
+        endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", gguf.stem, "plain", "llama.cpp (llama-cpp-python)")
+        return self._launch(("llama.cpp", str(gguf), threads, context_tokens, parallel), "llama-cpp", command, endpoint, None)
+
+    def stop(self) -> None:
+        self.key, self.endpoint = None, None
+        self.server.stop()

@@ -1,0 +1,313 @@
+"""Technique 6, served: text generation over an OpenAI-compatible HTTP API, under closed- and open-loop load.
+
+The server hosts technique 6's saved model directory — ``transformers serve`` with and without
+continuous batching, llama.cpp's server on a GGUF of the same weights when ``[llamacpp]`` is
+installed, or the user's own fleet with ``--served-url openai+http://host:port/v1 --served-model
+NAME``. One load generator (``inferperf.serving.loadgen``) sends each round's requests: closed
+loop (N streams, each sending when its last request ends) or open loop (Poisson arrivals at R
+requests/s on a seeded schedule, optionally capped in flight). A round is a bounded window;
+items are output tokens. Latency is recorded from the send and from the scheduled time, and the
+client checks itself: a round it could not schedule is marked invalid, never reported as the
+server's latency. ``test_served_capacity`` finds the highest Poisson rate whose p99 TTFT and
+TPOT meet the SLO (MLPerf's Server question) by a bounded search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferperf.analysis.served import LoadPoint, RoundLoad, Slo, parse_slo, served_metrics, slo_met
+from inferperf.cases import Case, Tier
+from inferperf.measure import ModelFacts, Workload
+from inferperf.params import parametrize_cases
+from inferperf.serving.loadgen import round_requests, search_max_rate
+from inferperf.settings import Budget, Settings
+
+TECHNIQUE = "generation"
+MODEL: dict[Tier, str] = {"quick": "llama_tiny", "standard": "qwen2_0p5b"}
+LENGTHS: dict[Tier, tuple[int, int]] = {"quick": (128, 32), "standard": (512, 128)}
+#: the servers the suite starts: variant prefix -> (what starts it, extras it needs)
+SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tf": ("transformers serve", ("torch", "genserve")),
+    "tfcb": ("transformers serve --continuous-batching", ("torch", "genserve")),
+    "llamacpp": ("llama.cpp", ("torch", "llamacpp")),
+}
+#: load points per tier (closed: streams; open: Poisson rate, optional in-flight cap)
+LOADS: dict[Tier, dict[str, LoadPoint]] = {
+    "quick": {
+        "closed_c4": LoadPoint("closed", concurrency=4),
+        "poisson_r4": LoadPoint("poisson", rate_rps=4.0, seed=0),
+        # an arrival rate above what two connections carry: what a client with a fixed pool (a
+        # closed-loop tool) would hide — the wait for a connection is latency from the schedule
+        "poisson_r8_cap2": LoadPoint("poisson", rate_rps=8.0, max_in_flight=2, seed=0),
+    },
+    "standard": {
+        "closed_c1": LoadPoint("closed", concurrency=1),
+        "closed_c8": LoadPoint("closed", concurrency=8),
+        "poisson_r1": LoadPoint("poisson", rate_rps=1.0, seed=0),
+        "poisson_r2": LoadPoint("poisson", rate_rps=2.0, seed=0),
+        "poisson_r4_cap4": LoadPoint("poisson", rate_rps=4.0, max_in_flight=4, seed=0),
+    },
+}
+#: the seconds of arrivals one open-loop round schedules
+WINDOW_S: dict[Tier, float] = {"quick": 3.0, "standard": 20.0}
+DEFAULT_SLO: dict[Tier, Slo] = {"quick": Slo(ttft_s=0.25, tpot_s=0.02), "standard": Slo(ttft_s=2.0, tpot_s=0.2)}
+#: capacity search: Poisson rates probed between these bounds, at most this many probes
+CAPACITY: dict[Tier, tuple[float, float, int]] = {"quick": (1.0, 16.0, 4), "standard": (0.25, 16.0, 6)}
+#: a case whose requests fail more often than this fails (after its record is written)
+MAX_ERROR_RATE = 0.05
+BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(rounds=5, warmup_rounds=1)}
+#: how many prompts agree token for token between the server and local greedy decoding
+AGREEMENT_PROMPTS = 2
+
+
+def _server_names(settings_url: bool) -> tuple[str, ...]:
+    return ("url",) if settings_url else tuple(SERVERS)
+
+
+def served_cases(tier: Tier, with_url: bool = False) -> list[Case]:
+    prompt_len, output_len = LENGTHS[tier]
+    cases = []
+    for server in _server_names(with_url):
+        requires = SERVERS[server][1] if server in SERVERS else ("torch", "genserve")
+        for load, point in LOADS[tier].items():
+            cases.append(Case(TECHNIQUE, MODEL[tier], f"served_{server}_{load}", "cpu", "fp32", point.concurrency or 1,
+                              backend="openai", requires=requires, prompt_len=prompt_len, output_len=output_len))
+    return cases
+
+
+def capacity_cases(tier: Tier, with_url: bool = False) -> list[Case]:
+    prompt_len, output_len = LENGTHS[tier]
+    return [
+        Case(TECHNIQUE, MODEL[tier], f"served_{server}_capacity", "cpu", "fp32", 1, backend="openai",
+             requires=SERVERS[server][1] if server in SERVERS else ("torch", "genserve"), prompt_len=prompt_len, output_len=output_len)
+        for server in _server_names(with_url)
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from inferperf.serving.openai_server import is_openai_url
+
+    with_url = is_openai_url(metafunc.config.getoption("--served-url"))
+    makers = {"test_generation_served": served_cases, "test_served_capacity": capacity_cases}
+    maker = makers.get(metafunc.function.__name__)
+    if maker is not None:
+        parametrize_cases(metafunc, lambda tier: maker(tier, with_url))
+
+
+def _parts(case: Case) -> tuple[str, str]:
+    """``served_tfcb_poisson_r4`` -> (``tfcb``, ``poisson_r4``)."""
+    _, server, load = case.variant.split("_", 2)
+    return server, load
+
+
+def _slo(settings: Settings) -> Slo:
+    return parse_slo(settings.slo) if settings.slo else DEFAULT_SLO[settings.tier]
+
+
+@dataclass
+class ServedTarget:
+    """The endpoint a served case talks to, the prompts it sends, and how to count their tokens."""
+
+    endpoint: Any  # inferperf.serving.openai_server.OpenAIEndpoint
+    host: Any  # OpenAIServerHost, or None for --served-url
+    requests: list[Any]  # CompletionRequest, one per request of the longest round
+    count_tokens: Any
+    agreement: dict[str, object]
+    facts: ModelFacts
+
+    def runner(self) -> Any:
+        from inferperf.serving.loadgen import LoadRunner
+        from inferperf.serving.openai_client import OpenAIStreamClient, openai_sender
+
+        client = OpenAIStreamClient(self.endpoint.base_url, self.endpoint.model, self.endpoint.dialect, self.count_tokens)
+        runner = LoadRunner(lambda: openai_sender(client))
+        runner.client = client  # type: ignore[attr-defined]
+        return runner
+
+
+def _local_greedy(model_dir: Path, prompts: list[str], output_len: int) -> list[str]:
+    """The local greedy continuation of each prompt, decoded as a server streams it."""
+    import torch
+
+    from inferperf.models.textgen import load_text_model
+
+    loaded = load_text_model(model_dir, "cpu")
+    texts = []
+    for prompt in prompts:
+        ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)["input_ids"]
+        with torch.inference_mode():
+            out = loaded.model.generate(ids, max_new_tokens=output_len, min_new_tokens=0, do_sample=False, eos_token_id=-1,
+                                        pad_token_id=loaded.tokenizer.pad_token_id)
+        texts.append(loaded.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    return texts
+
+
+def _agreement(target_url: str, model: str, dialect: str, prompts: list[str], expected: list[str] | None, output_len: int) -> dict[str, object]:
+    from inferperf.analysis.generation import same_prefix_fraction
+    from inferperf.serving.openai_client import complete_once
+
+    served = [str(complete_once(target_url, model, p, output_len, dialect)["choices"][0]["text"]) for p in prompts]  # type: ignore[arg-type]
+    if expected is None:
+        return {"prompts": len(prompts), "compared_with_local": False}
+    return {
+        "prompts": len(prompts), "compared_with_local": True,
+        "served_equals_local": served == expected,
+        "same_prefix_fraction": min(same_prefix_fraction(list(e), list(s)) for e, s in zip(expected, served)),
+    }
+
+
+@pytest.fixture
+def served_target(case: Case, settings: Settings, checkpoints, generation_host, tmp_path_factory) -> ServedTarget:
+    from transformers import AutoTokenizer
+
+    from fixtures.generation import PROMPT_SEED, _checkpoint
+    from inferperf.models.store import directory_bytes
+    from inferperf.models.textgen import prompt_token_ids
+    from inferperf.serving.openai_client import CompletionRequest, list_models
+    from inferperf.serving.openai_server import parse_openai_url
+    from inferperf.serving.process import ServerStartError
+
+    server, load = _parts(case)
+    checkpoint = _checkpoint(case, checkpoints)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint.directory)
+    host = None
+    try:
+        if server == "url":
+            endpoint = parse_openai_url(settings.served_url or "", settings.served_model)
+            try:
+                models = list_models(endpoint.base_url)
+            except Exception as exc:  # a dead or wrong endpoint: one line, bounded by list_models' timeout
+                pytest.fail(f"--served-url {settings.served_url}: no OpenAI-compatible model list at {endpoint.base_url}/models ({type(exc).__name__}: {exc})", pytrace=False)
+            if endpoint.model not in models:
+                pytest.fail(f"--served-model {endpoint.model!r}: the server at {endpoint.base_url} serves {models}", pytrace=False)
+        elif server == "llamacpp":
+            from inferperf.models.gguf_export import write_gguf
+
+            gguf = tmp_path_factory.getbasetemp() / f"{case.model}.gguf"
+            if not gguf.exists():
+                write_gguf(checkpoint.directory, gguf)
+            endpoint = generation_host.llama_cpp(gguf, threads=generation_host.threads, context_tokens=4096)
+            host = generation_host
+        else:
+            endpoint = generation_host.transformers_serve(checkpoint.directory, continuous_batching=server == "tfcb")
+            host = generation_host
+    except ServerStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    assert case.prompt_len is not None and case.output_len is not None
+    # enough prompts for the longest round: this load point's, or the capacity search's highest rate
+    point = LOADS[settings.tier].get(load) or LoadPoint("poisson", rate_rps=CAPACITY[settings.tier][1])
+    count = round_requests(point, WINDOW_S[settings.tier])
+    ids = prompt_token_ids(tokenizer, [case.prompt_len] * max(count, AGREEMENT_PROMPTS), seed=PROMPT_SEED)
+    prompts = [tokenizer.decode(p) for p in ids]
+    requests = [CompletionRequest(p, case.output_len, case.prompt_len) for p in prompts]
+    # the user's fleet serves their model, whose tokenizer we do not have: one token per chunk then,
+    # and the server's usage for the totals (the record says which)
+    owned = server != "url"
+    count_tokens = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if owned else None
+    expected = _local_greedy(checkpoint.directory, prompts[:AGREEMENT_PROMPTS], case.output_len) if owned else None
+    try:
+        agreement = _agreement(endpoint.base_url, endpoint.model, endpoint.dialect, prompts[:AGREEMENT_PROMPTS], expected, case.output_len)
+    except Exception as exc:
+        detail = f"the server at {endpoint.base_url} did not complete a greedy request ({type(exc).__name__}: {exc})"
+        pytest.fail(host.failure(detail) if host else detail, pytrace=False)
+    facts = ModelFacts(model_bytes=directory_bytes(checkpoint.directory))
+    return ServedTarget(endpoint, host, requests, count_tokens, agreement, facts)
+
+
+def _extra(case: Case, target: ServedTarget) -> dict[str, object]:
+    endpoint = target.endpoint
+    return {
+        "server": endpoint.server, "endpoint": endpoint.base_url, "served_model": endpoint.model,
+        "agreement": target.agreement,
+        "chunk_token_source": "client tokenizer (the served artefact's)" if target.count_tokens else "one per chunk; totals from usage",
+    }
+
+
+def _check_server(target: ServedTarget, rounds: list[RoundLoad]) -> None:
+    """A server that died mid-run fails the case with its log's last lines."""
+    if target.host is not None and not target.host.alive():
+        failed = sum(not r.ok for rnd in rounds for r in rnd.requests)
+        pytest.fail(target.host.failure(f"the server died during the load ({failed} requests failed)"), pytrace=False)
+
+
+def test_generation_served(case: Case, settings: Settings, served_target: ServedTarget, measure_case, benchmark) -> None:
+    target = served_target
+    point = LOADS[settings.tier][_parts(case)[1]]
+    slo = _slo(settings)
+    runner = target.runner()
+    payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
+    prompt_tokens = [r.prompt_tokens for r in payloads]
+    rounds: list[RoundLoad] = []
+
+    def step() -> None:
+        rounds.append(runner.run(payloads, point, prompt_tokens))
+        _check_server(target, rounds)
+
+    def warmup() -> None:  # two requests one after the other: connections open, the server warm
+        runner.run(payloads[:2], LoadPoint("closed", concurrency=1))
+        _check_server(target, rounds)
+
+    def derived(info) -> dict[str, object]:
+        warm, timed = int(info["warmup_rounds"]), int(info["rounds"])
+        metrics = served_metrics(rounds[:timed], point, slo)
+        metrics["output_len_forced"] = bool(runner.client.forcing) and all(
+            r.completion_tokens == case.output_len for rnd in rounds[:timed] for r in rnd.requests if r.ok
+        )
+        return metrics
+
+    try:
+        info = measure_case(
+            case, Workload(step, items_per_round=len(payloads) * (case.output_len or 1), inference=False, warmup=warmup),
+            BUDGETS, facts=target.facts, extra=_extra(case, target), derive=derived,
+        )
+    finally:
+        runner.close()
+    if target.agreement.get("compared_with_local") and _parts(case)[0] != "llamacpp":
+        assert target.agreement["served_equals_local"], f"served greedy tokens differ from local ones: {target.agreement}"
+    error_rate = info.get("error_rate")
+    if isinstance(error_rate, float) and error_rate > MAX_ERROR_RATE:
+        pytest.fail(f"{case.case_id}: {error_rate:.0%} of requests failed (> {MAX_ERROR_RATE:.0%}): {info.get('errors')}", pytrace=False)
+
+
+def test_served_capacity(case: Case, settings: Settings, served_target: ServedTarget, measure_case, benchmark) -> None:
+    """The highest Poisson rate whose p99 TTFT (from the schedule) and p99 TPOT meet the SLO, no more
+    than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule."""
+    target = served_target
+    slo = _slo(settings)
+    low, high, probes = CAPACITY[settings.tier]
+    runner = target.runner()
+    found: list[dict[str, object]] = []
+
+    def meets(rate: float) -> bool:
+        point = LoadPoint("poisson", rate_rps=rate, seed=0)
+        payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
+        rnd = runner.run(payloads, point, [r.prompt_tokens for r in payloads])
+        metrics = served_metrics([rnd], point, slo)
+        ok = slo_met(metrics, slo, MAX_ERROR_RATE)
+        found.append({"rate_rps": rate, "meets_slo": ok, "ttft_p99_from_schedule_s": metrics["ttft_p99_from_schedule_s"],
+                      "tpot_p99_s": metrics["tpot_p99_s"], "error_rate": metrics["error_rate"], "valid": metrics["valid"],
+                      "invalid_reason": metrics["invalid_reason"]})
+        _check_server(target, [rnd])
+        return ok
+
+    result: dict[str, object] = {}
+
+    def step() -> None:
+        found.clear()
+        best, _ = search_max_rate(meets, low, high, probes)
+        result["max_rate_meeting_slo_rps"] = best
+
+    try:
+        measure_case(
+            case, Workload(step, items_per_round=1, inference=False, warmup=lambda: runner.run(target.requests[:2], LoadPoint("closed", concurrency=1))),
+            {tier: Budget(rounds=1, warmup_rounds=1) for tier in BUDGETS}, facts=target.facts,
+            extra={**_extra(case, target), "slo": slo.as_record()},
+            derive=lambda info: {**result, "capacity_probes": list(found)},
+        )
+    finally:
+        runner.close()
