@@ -59,8 +59,22 @@ def load_cases(tier: Tier) -> list[Case]:
     ]
 
 
+#: open-loop load on the same model: Poisson arrivals at these rates, dynamic batching off and on
+OPEN_RATES: dict[Tier, tuple[float, ...]] = {"quick": (20.0,), "standard": (10.0, 40.0)}
+OPEN_WINDOW_S: dict[Tier, float] = {"quick": 3.0, "standard": 10.0}
+
+
+def open_load_cases(tier: Tier) -> list[Case]:
+    framework = LOAD_MODEL[tier].rpartition("_")[2]
+    return [
+        Case(TECHNIQUE, LOAD_MODEL[tier], f"poisson_r{rate:g}{'_dynbatch' if dynamic else ''}", "cpu", "fp32", 1, backend="triton",
+             requires=(*REQUIRES[framework], "serve"))
+        for rate in OPEN_RATES[tier] for dynamic in (False, True)
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    makers = {"test_zoo": zoo_cases, "test_served_load": load_cases}
+    makers = {"test_zoo": zoo_cases, "test_served_load": load_cases, "test_served_open_loop": open_load_cases}
     parametrize_cases(metafunc, makers[metafunc.function.__name__])
 
 
@@ -161,3 +175,50 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
         inferences, executions = int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
         extra["server_mean_batch"] = inferences / executions if executions else None
     benchmark.extra_info.update(extra)  # known only after the timed rounds
+
+
+#: the served metrics that mean something for a request without a token stream
+_TOKEN_KEYS = ("ttft_", "tpot", "token_latency", "output_tokens_per_s", "total_tokens_per_s", "chunk_latency", "token_count")
+
+
+def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve, measure_case) -> None:
+    """Poisson arrivals at R requests/s on a seeded schedule, through the same load generator as
+    served generation; latency from the scheduled time as well as from the send."""
+    from inferperf.analysis.served import LoadPoint, RoundLoad, Slo, served_metrics
+    from inferperf.serving.client import triton_grpc_sender
+    from inferperf.serving.loadgen import LoadRunner, round_requests
+
+    rate = float(case.variant.split("_")[1].removeprefix("r"))
+    dynamic = case.variant.endswith("_dynbatch")
+    name = f"{case.model}_dynbatch" if dynamic else case.model
+    artefact = zoo_artefacts(case.model)
+    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
+    if endpoint.grpc is None:
+        pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
+    image = zoo_images(artefact.image_size, 1)
+    point = LoadPoint("poisson", rate_rps=rate, seed=0)
+    count = round_requests(point, OPEN_WINDOW_S[settings.tier])
+    runner = LoadRunner(lambda: triton_grpc_sender(endpoint.grpc, name))
+    rounds: list[RoundLoad] = []
+
+    def derived(info) -> dict[str, object]:
+        metrics = served_metrics(rounds[: int(info["rounds"])], point, Slo())
+        distributions = metrics["latency_distributions"]
+        metrics["latency_distributions"] = {k: v for k, v in distributions.items() if k.startswith(("e2e", "client"))}  # type: ignore[union-attr]
+        kept = {k: v for k, v in metrics.items() if not k.startswith(_TOKEN_KEYS) and k not in ("slo", "finish_reasons", "goodput_rps", "good_fraction")}
+        kept["round_metrics"] = {k: v for k, v in metrics["round_metrics"].items() if k in ("e2e_p99_s", "error_rate")}  # type: ignore[union-attr]
+        return kept
+
+    try:
+        info = measure_case(
+            case,
+            Workload(lambda: rounds.append(runner.run([image] * count, point)), items_per_round=count, inference=False,
+                     warmup=lambda: runner.run([image] * 4, LoadPoint("closed", concurrency=1))),
+            BUDGETS,
+            facts=ModelFacts(params=artefact.params),
+            extra={"dynamic_batching": dynamic, "baseline_case_id": replace(case, variant=f"poisson_r{rate:g}").case_id},
+            derive=derived,
+        )
+    finally:
+        runner.close()
+    assert info["requests_failed"] == 0, info["errors"]

@@ -148,3 +148,35 @@ def run_load(
     for client in connections:
         client.close()
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Open loop: the load generator's sender for Triton (KServe v2 over gRPC, asyncio client)
+
+
+async def triton_grpc_sender(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    """(send, close) for ``inferperf.serving.loadgen.LoadRunner``: one batch-1 classification per
+    request on one shared HTTP/2 channel. A request has no stream: it is one chunk of one item that
+    arrives with the answer, so its latency is ``e2e`` (and ``ttft``) in the served metrics."""
+    import tritonclient.grpc.aio as aio
+
+    client = aio.InferenceServerClient(url=url)
+
+    async def send(record, images: np.ndarray) -> None:
+        request = aio.InferInput("images", list(images.shape), "UINT8")
+        request.set_data_from_numpy(np.ascontiguousarray(images))
+        record.send_s = time.perf_counter()
+        try:
+            result = await client.infer(model, [request], outputs=[aio.InferRequestedOutput("classes")], client_timeout=timeout_s)
+            arrived = time.perf_counter()
+            classes = result.as_numpy("classes")
+            if classes is None or classes.size != len(images):
+                raise ValueError(f"expected {len(images)} classes, got {None if classes is None else classes.size}")
+            record.first_byte_s = record.done_s = arrived
+            record.chunk_times_s, record.chunk_tokens = [arrived], [len(images)]
+            record.status, record.finish_reason = 200, "complete"
+        except Exception as exc:  # recorded: a failed request stays in every denominator
+            record.error = f"request {record.index}: {type(exc).__name__}: {str(exc)[:200]}"
+            record.done_s = time.perf_counter()
+
+    return send, client.close
