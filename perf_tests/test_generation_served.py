@@ -157,7 +157,7 @@ def _agreement(target_url: str, model: str, dialect: str, prompts: list[str], ex
     return {
         "prompts": len(prompts), "compared_with_local": True,
         "served_equals_local": served == expected,
-        "same_prefix_fraction": min(same_prefix_fraction(list(e), list(s)) for e, s in zip(expected, served)),
+        "same_prefix_fraction": min(same_prefix_fraction(list(map(ord, e)), list(map(ord, s))) for e, s in zip(expected, served)),
     }
 
 
@@ -203,7 +203,7 @@ def served_target(case: Case, settings: Settings, checkpoints, generation_host, 
     point = LOADS[settings.tier].get(load) or LoadPoint("poisson", rate_rps=CAPACITY[settings.tier][1])
     count = round_requests(point, WINDOW_S[settings.tier])
     ids = prompt_token_ids(tokenizer, [case.prompt_len] * max(count, AGREEMENT_PROMPTS), seed=PROMPT_SEED)
-    prompts = [tokenizer.decode(p) for p in ids]
+    prompts = [str(tokenizer.decode(p)) for p in ids]
     requests = [CompletionRequest(p, case.output_len, case.prompt_len) for p in prompts]
     # the user's fleet serves their model, whose tokenizer we do not have: one token per chunk then,
     # and the server's usage for the totals (the record says which)
