@@ -267,7 +267,7 @@ def test_generation_served(case: Case, settings: Settings, served_target: Served
         )
     finally:
         runner.close()
-    if target.agreement.get("compared_with_local") and _parts(case)[0] != "llamacpp":
+    if target.agreement.get("compared_with_local"):
         assert target.agreement["served_equals_local"], f"served greedy tokens differ from local ones: {target.agreement}"
     error_rate = info.get("error_rate")
     if isinstance(error_rate, float) and error_rate > MAX_ERROR_RATE:

@@ -337,3 +337,35 @@ def test_history_and_ab_accept_a_metric(tmp_path: Path, capsys) -> None:
     code = main(["ab", "--analyse", str(folder), "--metric", "ttft_p99_s", "--fail-on-regression"])
     out = capsys.readouterr().out
     assert code == 1, out
+
+
+def test_llama_cpp_serves_the_same_greedy_tokens_from_the_gguf(tmp_path: Path) -> None:
+    """The second engine: a GGUF written from technique 6's weights, served by llama.cpp, gives the
+    local greedy text (runs where the [llamacpp] extra is installed)."""
+    from inferperf.extras import has_extra, missing_reason
+
+    if not has_extra("llamacpp"):
+        pytest.skip(missing_reason("llamacpp"))
+    import torch
+
+    from inferperf.models.gguf_export import write_gguf
+    from inferperf.models.text_specs import TEXT_MODELS
+    from inferperf.models.textgen import load_text_model, prompt_token_ids, save_random_text_model
+    from inferperf.serving.openai_client import complete_once
+    from inferperf.serving.openai_server import OpenAIServerHost
+
+    model_dir = tmp_path / "llama_tiny"
+    save_random_text_model(TEXT_MODELS["llama_tiny"], model_dir)
+    gguf = write_gguf(model_dir, tmp_path / "llama_tiny.gguf")
+    loaded = load_text_model(model_dir, "cpu")
+    prompt_ids = prompt_token_ids(loaded.tokenizer, [96], seed=2)[0]
+    with torch.inference_mode():
+        out = loaded.model.generate(torch.tensor([prompt_ids]), max_new_tokens=24, do_sample=False, eos_token_id=-1)
+    expected = loaded.tokenizer.decode(out[0, len(prompt_ids):], skip_special_tokens=True)
+    host = OpenAIServerHost(tmp_path, threads=1)
+    try:
+        endpoint = host.llama_cpp(gguf, threads=1, context_tokens=512)
+        answer = complete_once(endpoint.base_url, endpoint.model, loaded.tokenizer.decode(prompt_ids), 24, endpoint.dialect)
+    finally:
+        host.stop()
+    assert answer["choices"][0]["text"] == expected

@@ -25,8 +25,10 @@ from inferperf.analysis.served import ServedRequest
 
 #: how the output length is forced: ``transformers`` (``transformers serve``: a ``generation_config``
 #: JSON with ``min_new_tokens``), ``openai`` (vLLM/SGLang's ``min_tokens`` + ``ignore_eos`` and
-#: per-chunk usage; dropped after a 4xx answer to them), ``plain`` (standard fields only)
-Dialect = Literal["transformers", "openai", "plain"]
+#: per-chunk usage; dropped after a 4xx answer to them), ``llamacpp`` (llama-cpp-python's server:
+#: its default ``repeat_penalty`` of 1.1 would make temperature 0 something other than greedy),
+#: ``plain`` (standard fields only)
+Dialect = Literal["transformers", "openai", "llamacpp", "plain"]
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -73,6 +75,9 @@ class OpenAIStreamClient:
             "temperature": 0, "stream": True,
         }
         if not self.forcing or self.dialect == "plain":
+            return body
+        if self.dialect == "llamacpp":
+            body["repeat_penalty"] = 1.0  # greedy as the local reference decodes (no output-length field exists)
             return body
         if self.dialect == "transformers":
             # transformers serve takes extra settings as a whole GenerationConfig (JSON): greedy,

@@ -141,8 +141,11 @@ class OpenAIServerHost:
         command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", LOCALHOST, "--port", str(port),
             "--n_threads", str(threads), "--n_ctx", str(context_tokens), "--model_alias", gguf.stem,
+            # by default a new request interrupts the one streaming (its stream ends without a
+            # finish_reason: the client records it as cut); a served benchmark wants them queued
+            "--interrupt_requests", "False",
         ]
-        endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", gguf.stem, "plain", "llama.cpp (llama-cpp-python)")
+        endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", gguf.stem, "llamacpp", "llama.cpp (llama-cpp-python)")
         return self._launch(("llama.cpp", str(gguf), threads, context_tokens, parallel), "llama-cpp", command, endpoint, None)
 
     def stop(self) -> None:
