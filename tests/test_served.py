@@ -369,3 +369,20 @@ def test_llama_cpp_serves_the_same_greedy_tokens_from_the_gguf(tmp_path: Path) -
     finally:
         host.stop()
     assert answer["choices"][0]["text"] == expected
+
+
+def test_an_invalid_load_is_never_compared_or_reported_as_latency(tmp_path: Path, capsys) -> None:
+    from inferperf.cli import main
+
+    base = _metric_run(tmp_path / "base.json", 0.10, 200.0, 0)
+    data = json.loads(base.read_text())
+    data["benchmarks"][0]["extra_info"].update(valid=False, invalid_reason="p99 lag behind the schedule 40.0 ms > 5.0 ms",
+                                               load={"mode": "poisson", "label": "open loop, Poisson arrivals"})
+    lagging = tmp_path / "lagging.json"
+    lagging.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["compare", str(base), str(lagging), "--metric", "ttft_p99_s"]) == 0
+    out = capsys.readouterr().out
+    assert "not comparable" in out and "invalid load" in out
+    assert main(["report", str(lagging)]) == 0
+    assert "INVALID (p99 lag behind the schedule" in capsys.readouterr().out

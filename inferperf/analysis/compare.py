@@ -99,6 +99,10 @@ def compare_pair(
         note = f"not in {missing}" + (f" (skipped: {skipped})" if skipped else "")
         return CaseComparison(case_id, *labels, base, contender, None, "not comparable", note)
     reason = _not_comparable(base, contender)
+    invalid = [f"{label}: {bench.invalid_reason}" for label, bench in zip(labels, (base, contender)) if bench.invalid_reason]
+    if invalid and not reason:
+        # the client could not keep its schedule: what it measured is not the server's latency
+        reason = "invalid load in " + "; ".join(invalid)
     contended = [label for label, bench in zip(labels, (base, contender)) if bench.contended]
     if contended and exclude_contended:
         reason = f"contended in {' and '.join(contended)} (--exclude-contended)"

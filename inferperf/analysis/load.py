@@ -104,6 +104,13 @@ class Benchmark:
         return "-"
 
     @property
+    def invalid_reason(self) -> str | None:
+        """Why the record says its load was not what was asked (served cases' self-check), or None."""
+        if self.extra.get("valid") is not False:
+            return None
+        return str(self.extra.get("invalid_reason") or "the client's self-check failed")
+
+    @property
     def contended(self) -> bool:
         """The record says other work competed for the machine during the timed rounds."""
         contention = self.extra.get("contention")

@@ -47,7 +47,31 @@ def _details(bench: Benchmark) -> str:
             parts.append(f"{label} {fmt_seconds(extra[key])}")
     if finite_number(extra.get("server_mean_batch")) is not None:
         parts.append(f"server batch {extra['server_mean_batch']:.2f}")
+    parts += _served_details(bench)
     return "; ".join(parts)
+
+
+def _served_details(bench: Benchmark) -> list[str]:
+    """A served case: its load, p99 TTFT from the schedule, TPOT, goodput, errors, and whether it is valid."""
+    extra = bench.extra
+    load = extra.get("load")
+    if finite_number(extra.get("max_rate_meeting_slo_rps")) is not None:
+        return [f"max Poisson rate within SLO {extra['max_rate_meeting_slo_rps']:.2f} rps ({len(extra.get('capacity_probes') or [])} probes)"]
+    if not isinstance(load, Mapping):
+        return []
+    parts = [str(load.get("label", load.get("mode")))]
+    for key, label in (("ttft_p99_from_schedule_s", "TTFT p99 (schedule)"), ("e2e_p99_from_schedule_s", "E2E p99 (schedule)"), ("tpot_s", "TPOT")):
+        if finite_number(extra.get(key)) is not None:
+            parts.append(f"{label} {fmt_seconds(extra[key])}")
+            if key.startswith("ttft"):
+                break  # generation: TTFT says it; E2E is the Triton requests' only latency
+    if finite_number(extra.get("goodput_rps")) is not None:
+        parts.append(f"goodput {extra['goodput_rps']:.2f} rps")
+    if finite_number(extra.get("error_rate")):
+        parts.append(f"errors {extra['error_rate']:.0%}")
+    if bench.invalid_reason:
+        parts.append(f"INVALID ({bench.invalid_reason}): not the server's latency")
+    return parts
 
 
 def _speedup(run: Run, bench: Benchmark) -> str:
