@@ -186,11 +186,14 @@ def served_target(case: Case, settings: Settings, checkpoints, generation_host, 
             if endpoint.model not in models:
                 pytest.fail(f"--served-model {endpoint.model!r}: the server at {endpoint.base_url} serves {models}", pytrace=False)
         elif server == "llamacpp":
-            from inferperf.models.gguf_export import write_gguf
+            from inferperf.models.gguf_export import GgufUnsupported, write_gguf
 
             gguf = tmp_path_factory.getbasetemp() / f"{case.model}.gguf"
             if not gguf.exists():
-                write_gguf(checkpoint.directory, gguf)
+                try:
+                    write_gguf(checkpoint.directory, gguf)
+                except GgufUnsupported as exc:
+                    pytest.skip(str(exc))
             endpoint = generation_host.llama_cpp(gguf, threads=generation_host.threads, context_tokens=4096)
             host = generation_host
         else:

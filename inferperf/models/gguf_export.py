@@ -87,7 +87,7 @@ def write_gguf(model_dir: Path, path: Path) -> Path:
         if name in names:
             writer.add_tensor(names[name], array)
             continue
-        _, _, index, rest = name.split(".", 3)
+        _, _, layer, rest = name.split(".", 3)
         part = rest.removesuffix(".weight")
         if part not in per_layer:
             raise GgufUnsupported(f"{model_dir}: no GGUF name for tensor {name!r}")
@@ -95,7 +95,7 @@ def write_gguf(model_dir: Path, path: Path) -> Path:
             array = _permute(array, heads)
         elif part == "self_attn.k_proj":
             array = _permute(array, kv_heads)
-        writer.add_tensor(f"blk.{index}.{per_layer[part]}.weight", array)
+        writer.add_tensor(f"blk.{layer}.{per_layer[part]}.weight", array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
