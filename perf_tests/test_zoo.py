@@ -139,7 +139,10 @@ def _bytes(directory) -> int:
 
 
 def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
-    from inferperf.serving.client import latency_percentiles, make_client, run_load
+    """Closed loop: ``clients`` streams each sending batch-1 requests back to back, through the
+    suite's load generator on one asyncio gRPC channel."""
+    from inferperf.analysis.served import LoadPoint
+    from inferperf.serving.client import latency_percentiles, triton_load
 
     variant = LOAD_VARIANTS[case.variant]
     dynamic, clients = variant.dynamic_batching, variant.clients
@@ -151,20 +154,25 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
     image = zoo_images(artefact.image_size, 1)
     requests = LOAD_REQUESTS[settings.tier]
     per_round: list[list[float]] = []
+    runner = triton_load(endpoint.grpc, name)
 
     def load_round() -> None:
-        result = run_load(lambda: make_client("grpc", endpoint.grpc), name, image, clients, requests)
-        assert not result.errors, result.errors[:3]
-        per_round.append(result.latencies_s)
+        rnd = runner.run([image] * (clients * requests), LoadPoint("closed", concurrency=clients))
+        errors = [r.error for r in rnd.requests if not r.ok]
+        assert not errors, errors[:3]
+        per_round.append([r.e2e_s() for r in rnd.requests])  # type: ignore[misc]
 
-    info = measure_case(
-        case,
-        Workload(load_round, items_per_round=clients * requests, inference=False),
-        BUDGETS,
-        facts=ModelFacts(params=artefact.params),
-        extra={"clients": clients, "requests_per_client": requests, "dynamic_batching": dynamic,
-               "baseline_case_id": replace(case, variant=LoadVariant(clients, False).name).case_id},
-    )
+    try:
+        info = measure_case(
+            case,
+            Workload(load_round, items_per_round=clients * requests, inference=False),
+            BUDGETS,
+            facts=ModelFacts(params=artefact.params),
+            extra={"clients": clients, "requests_per_client": requests, "dynamic_batching": dynamic,
+                   "baseline_case_id": replace(case, variant=LoadVariant(clients, False).name).case_id},
+        )
+    finally:
+        runner.close()
     # the rounds that ran, as recorded (a budget's time cap may trim them), after the warm-ups
     warmups, rounds = int(info["warmup_rounds"]), int(info["rounds"])
     timed = [latency for rnd in per_round[warmups : warmups + rounds] for latency in rnd]

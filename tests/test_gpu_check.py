@@ -23,7 +23,7 @@ def test_a_phase_past_its_limit_is_interrupted_and_still_writes_its_json(tmp_pat
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     summary = (out / "summary.md").read_text()
-    assert "| null |" in summary and "| hang |" in summary and "SIGINT at its limit" in summary
+    assert "| null |" in summary and "| hang |" in summary and "SIGINT at its limit" in summary, summary + (out / "hang.log").read_text()[-3000:]
     assert "null/none-cpu-fp32-noop-bs1" in summary
     interrupted = json.loads((out / "hang.json").read_text())
     assert [b["extra_info"]["case_id"] for b in interrupted["benchmarks"]] == ["faulty/none-cpu-fp32-ok_first-bs1"]

@@ -115,7 +115,8 @@ def test_a_request_that_times_out_fails_within_the_timeout(sleepy_server, protoc
 
 
 def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
-    from inferperf.serving.client import make_client, run_load
+    from inferperf.analysis.served import LoadPoint
+    from inferperf.serving.client import triton_load
 
     host, endpoint, _ = sleepy_server
     image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
@@ -127,8 +128,12 @@ def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
     deltas = {}
     for name in ("quick", "quick_dynbatch"):
         before = counts(name)
-        result = run_load(lambda: make_client("grpc", endpoint.grpc), name, image, clients=6, requests_per_client=4)
-        assert not result.errors and result.requests == 24
+        runner = triton_load(endpoint.grpc, name)
+        try:
+            rnd = runner.run([image] * 24, LoadPoint("closed", concurrency=6))
+        finally:
+            runner.close()
+        assert all(r.ok for r in rnd.requests) and len(rnd.requests) == 24
         after = counts(name)
         deltas[name] = (after[0] - before[0], after[1] - before[1])
     assert deltas["quick"] == (24, 24)  # without the batcher every request runs alone

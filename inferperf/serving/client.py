@@ -7,9 +7,7 @@ protocol in ``CLIENTS``.
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol
 
 import numpy as np
@@ -94,18 +92,7 @@ def make_client(protocol: str, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
 
 
 # --------------------------------------------------------------------------------------------
-# Load: N concurrent clients sending batch-1 requests
-
-
-@dataclass
-class LoadResult:
-    latencies_s: list[float] = field(default_factory=list)
-    wall_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies_s)
+# Load: through the suite's one load generator (inferperf.serving.loadgen)
 
 
 def latency_percentiles(latencies_s: list[float]) -> dict[str, float]:
@@ -114,44 +101,16 @@ def latency_percentiles(latencies_s: list[float]) -> dict[str, float]:
     return {"latency_p50_s": float(p50), "latency_p90_s": float(p90), "latency_p99_s": float(p99)}
 
 
-def run_load(
-    new_client: Callable[[], ServedClient], model: str, image: np.ndarray, clients: int, requests_per_client: int
-) -> LoadResult:
-    """Each of ``clients`` threads (own connection) sends ``requests_per_client`` requests back to back."""
-    connections = [new_client() for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
-    result = LoadResult()
-    lock = threading.Lock()
+def triton_load(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    """A ``LoadRunner`` sending batch-1 classifications of ``model`` at ``url`` (gRPC): closed loop
+    (N streams back to back) or open loop, as the rounds ask."""
+    from inferperf.serving.loadgen import LoadRunner
 
-    def worker(client: ServedClient) -> None:
-        mine: list[float] = []
-        start.wait()
-        try:
-            for _ in range(requests_per_client):
-                began = time.perf_counter()
-                client.infer(model, image)
-                mine.append(time.perf_counter() - began)
-        except Exception as exc:  # recorded and re-raised by the caller: a failed run is no result
-            with lock:
-                result.errors.append(f"{type(exc).__name__}: {exc}")
-        with lock:
-            result.latencies_s.extend(mine)
-
-    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in connections]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    result.wall_s = time.perf_counter() - began
-    for client in connections:
-        client.close()
-    return result
+    return LoadRunner(lambda: triton_grpc_sender(url, model, timeout_s), timeout_s=timeout_s)
 
 
 # --------------------------------------------------------------------------------------------
-# Open loop: the load generator's sender for Triton (KServe v2 over gRPC, asyncio client)
+# The load generator's sender for Triton (KServe v2 over gRPC, asyncio client)
 
 
 async def triton_grpc_sender(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
