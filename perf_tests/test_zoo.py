@@ -138,6 +138,17 @@ def _bytes(directory) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
+def _load_target(case: Case, dynamic: bool, zoo_artefacts, zoo_images, serve):
+    """(artefact, endpoint, served model name, one image) of a load case: both the plain and the
+    dynamically batched model served, the load sent over gRPC."""
+    name = f"{case.model}_dynbatch" if dynamic else case.model
+    artefact = zoo_artefacts(case.model)
+    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
+    if endpoint.grpc is None:
+        pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
+    return artefact, endpoint, name, zoo_images(artefact.image_size, 1)
+
+
 def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
     """Closed loop: ``clients`` streams each sending batch-1 requests back to back, through the
     suite's load generator on one asyncio gRPC channel."""
@@ -146,12 +157,7 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
 
     variant = LOAD_VARIANTS[case.variant]
     dynamic, clients = variant.dynamic_batching, variant.clients
-    name = f"{case.model}_dynbatch" if dynamic else case.model
-    artefact = zoo_artefacts(case.model)
-    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
-    if endpoint.grpc is None:
-        pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
-    image = zoo_images(artefact.image_size, 1)
+    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve)
     requests = LOAD_REQUESTS[settings.tier]
     per_round: list[list[float]] = []
     runner = triton_load(endpoint.grpc, name)
@@ -193,20 +199,15 @@ def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve
     """Poisson arrivals at R requests/s on a seeded schedule, through the same load generator as
     served generation; latency from the scheduled time as well as from the send."""
     from inferperf.analysis.served import LoadPoint, RoundLoad, Slo, served_metrics
-    from inferperf.serving.client import triton_grpc_sender
-    from inferperf.serving.loadgen import LoadRunner, round_requests
+    from inferperf.serving.client import triton_load
+    from inferperf.serving.loadgen import round_requests
 
     rate = float(case.variant.split("_")[1].removeprefix("r"))
     dynamic = case.variant.endswith("_dynbatch")
-    name = f"{case.model}_dynbatch" if dynamic else case.model
-    artefact = zoo_artefacts(case.model)
-    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
-    if endpoint.grpc is None:
-        pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
-    image = zoo_images(artefact.image_size, 1)
+    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve)
     point = LoadPoint("poisson", rate_rps=rate, seed=0)
     count = round_requests(point, OPEN_WINDOW_S[settings.tier])
-    runner = LoadRunner(lambda: triton_grpc_sender(endpoint.grpc, name))
+    runner = triton_load(endpoint.grpc, name)
     rounds: list[RoundLoad] = []
 
     def derived(info) -> dict[str, object]:

@@ -57,7 +57,7 @@ def parse_openai_url(value: str, model: str | None) -> OpenAIEndpoint:
         raise ValueError(f"--served-url: an OpenAI-compatible endpoint is written openai+http://host:port/v1, got {value!r}")
     url = text[len(OPENAI_SCHEME):].rstrip("/")
     scheme, sep, rest = url.partition("://")
-    if scheme not in ("http", "https") or not sep or not rest or "/" in rest.split("/", 1)[0].strip(":"):
+    if scheme not in ("http", "https") or not sep or not rest.split("/", 1)[0].strip(":"):
         raise ValueError(f"--served-url: expected openai+http://host:port/v1, got {value!r}")
     if not url.endswith("/v1"):
         url += "/v1"
