@@ -16,7 +16,7 @@ import pytest
 from inferperf.cases import TIERS
 from inferperf.hardware import is_out_of_memory, release_memory
 from inferperf.params import case_of
-from inferperf.record import (
+from inferperf.session import (
     SESSION_KEY,
     SessionRecord,
     jsonable_params,
@@ -34,6 +34,7 @@ pytest_plugins = [
     "fixtures.serving",
     "fixtures.zoo",
     "fixtures.generation",
+    "fixtures.served_generation",
 ]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -130,19 +131,16 @@ def _settings(config: pytest.Config) -> Settings:
     served_url = config.getoption("--served-url")
     served_model = config.getoption("--served-model")
     slo = config.getoption("--slo")
+    served = None
     try:
         if served_url:
-            from inferperf.serving.openai_server import is_openai_url, parse_openai_url
-            from inferperf.serving.server import parse_served_url
+            from inferperf.serving.endpoints import parse_served_url
 
-            if is_openai_url(served_url):
-                parse_openai_url(served_url, served_model)
-            else:
-                parse_served_url(served_url)
-        if served_model and not (served_url and is_openai_url(served_url)):
+            served = parse_served_url(served_url, served_model)
+        elif served_model:
             raise ValueError("--served-model: only with an OpenAI-compatible --served-url openai+http://host:port/v1")
         if slo is not None:
-            from inferperf.analysis.served import parse_slo
+            from inferperf.metrics.served import parse_slo
 
             parse_slo(slo)
     except ValueError as exc:
@@ -151,6 +149,7 @@ def _settings(config: pytest.Config) -> Settings:
         tier=tier,
         served_url=served_url,
         served_model=served_model,
+        served=served,
         slo=slo,
         devices=devices,
         threads=threads,
@@ -220,7 +219,7 @@ _STABLE_MACHINE_KEYS = ("node", "machine", "system", "release", "python_implemen
 
 def _comparable_machine(machine_info: dict[str, Any]) -> dict[str, Any]:
     """What identifies a machine, without calibration noise or the CPU's momentary clock."""
-    from inferperf.analysis.fingerprint import machine_identity
+    from inferperf.record.fingerprint import machine_identity
 
     stable = {k: machine_info.get(k) for k in _STABLE_MACHINE_KEYS}
     return {**stable, "fingerprint": machine_identity(machine_info).as_dict()}
@@ -236,7 +235,7 @@ def pytest_benchmark_compare_machine_info(
     (and the CPU's current clock) made it warn on every comparison with the same machine. During its
     check both sides are reduced to what identifies a machine; a real difference is named here.
     """
-    from inferperf.analysis.fingerprint import machine_identity
+    from inferperf.record.fingerprint import machine_identity
 
     saved = compared_benchmark.get("machine_info")
     if not isinstance(saved, dict):

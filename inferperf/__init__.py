@@ -5,7 +5,3 @@ imports torch, TensorFlow or DALI: comparisons run anywhere the JSON records can
 """
 
 __version__ = "0.1.0"
-
-#: Version of the keys inferperf adds to pytest-benchmark's JSON (``machine_info["inferperf"]``
-#: and each benchmark's ``extra_info``). Bump when a key changes meaning or unit.
-SCHEMA_VERSION = 1

@@ -18,11 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
-from inferperf.analysis.settings import DEFAULT_CONTENTION_THRESHOLD
-
 #: fewer capacity ticks than this (USER_HZ, usually 100/s per CPU: 0.1 s on 2 CPUs) cannot tell a
 #: busy neighbour (a whole CPU, 50% of 2) from the odd tick of a daemon
 MIN_WINDOW_TICKS = 20
+
+
+#: a case whose timed rounds ran while other processes used at least this share of the CPUs
+#: (or the hypervisor stole it) is marked contended
+DEFAULT_CONTENTION_THRESHOLD = 0.10
 
 
 @dataclass(frozen=True)

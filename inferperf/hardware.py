@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Callable
 
-from inferperf.analysis.fingerprint import ISA_FLAGS
 from inferperf.cases import Device
+from inferperf.record.fingerprint import ISA_FLAGS
 
 #: Distributions whose versions go into the record when installed (dist name -> record key).
 TRACKED_DISTRIBUTIONS: dict[str, str] = {
@@ -192,7 +192,7 @@ class Calibration:
     @classmethod
     def from_record(cls, record: dict[str, object]) -> "Calibration":
         """The calibration ``as_record`` wrote (how an isolated child takes its parent's)."""
-        from inferperf.analysis.values import as_list, as_mapping
+        from inferperf.record.values import as_list, as_mapping
 
         bandwidth = record.get("mem_bandwidth_bytes_per_s")
         seconds = record.get("seconds")

@@ -6,22 +6,21 @@ checkpoints, the JPEG corpus, exported zoo models) and a journal of its own. The
 is the only channel back: its benchmark entry, skip and failure notes, and its reports. A child
 that dies by a signal, exits with a code pytest never uses for a finished test, or outlives
 ``--case-timeout`` becomes a failure naming the signal, code or timeout and the last lines it
-printed. Stdlib only.
+printed. The child is started and stopped as every child of the suite is (``inferperf.children``).
+Stdlib only.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from inferperf.analysis.schema import RecordError
+from inferperf import children
+from inferperf.children import last_lines, signal_name
 from inferperf.journal import JournalContent, read_journal
+from inferperf.record.keys import RecordError
 
 #: the environment a child reads: it runs the case itself, takes the parent's calibration and
 #: shares the parent's cache of built artefacts
@@ -69,29 +68,6 @@ class ChildResult:
         return f"{death}: {site}" if site else death
 
 
-def signal_name(number: int) -> str:
-    try:
-        return f"{signal.Signals(number).name} ({number})"
-    except ValueError:
-        return str(number)
-
-
-def last_lines(path: Path, count: int = TAIL_LINES * 5) -> tuple[str, ...]:
-    """The last ``count`` meaningful lines of a log file (decoded leniently, long lines cut).
-
-    The interpreter's list of loaded extension modules, printed after a fatal error, is left out:
-    one line of kilobytes that says nothing about the crash.
-    """
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 256_000))
-            lines = deque((line.decode("utf-8", "replace").rstrip() for line in fh), maxlen=count * 4)
-    except OSError:
-        return ()
-    kept = [line[:300] for line in lines if line.strip() and not line.startswith("Extension modules:")]
-    return tuple(kept[-count:])
-
-
 def _first_lines(path: Path, count: int = 40) -> tuple[str, ...]:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -119,27 +95,10 @@ def crash_site(lines: Sequence[str]) -> str | None:
     return fatal or (f"at {frame}" if frame else None)
 
 
-def _dump_stacks(process: subprocess.Popen[bytes]) -> None:
+def _dump_stacks(child: children.Child) -> None:
     """Ask a child that ran out of time where it is: its faulthandler prints every thread's stack."""
-    try:
-        os.kill(process.pid, STACK_DUMP_SIGNAL)
-        process.wait(STACK_DUMP_WAIT_S)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group (workers, servers included), then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, TERM_GRACE_S)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    child.send_signal(STACK_DUMP_SIGNAL, group=False)
+    child.wait(STACK_DUMP_WAIT_S)
 
 
 def run_child(
@@ -154,28 +113,9 @@ def run_child(
     """Run ``command`` to its end (or ``timeout_s``) and read back its journal."""
     stacks = log_path.with_suffix(".stacks")
     env = {**env, STACKS_ENV: str(stacks)}
-    started = time.perf_counter()
-    timed_out = False
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            list(command), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopping it stops its workers too
-        )
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _dump_stacks(process)
-            _stop(process)
-        except BaseException:  # the parent is interrupted (Ctrl-C, SIGTERM): take the child down too
-            _stop(process)
-            raise
-        finally:
-            # the child's own children (a server it started) must not outlive it
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    # SIGTERM first: the child's handler writes its journal; whatever it started dies with its group
+    ended = children.run(command, log_path, timeout_s=timeout_s, env=env, cwd=cwd, first=signal.SIGTERM, grace_s=TERM_GRACE_S,
+                         before_stop=_dump_stacks)
     content, problem = None, None
     if journal.exists():
         try:
@@ -183,11 +123,11 @@ def run_child(
         except RecordError as exc:
             problem = str(exc)
     return ChildResult(
-        returncode=process.returncode if process.returncode is not None else -signal.SIGKILL,
-        timed_out=timed_out,
-        seconds=time.perf_counter() - started,
-        tail=last_lines(log_path),
-        stacks=_first_lines(stacks) if timed_out else (),
+        returncode=ended.returncode,
+        timed_out=ended.timed_out,
+        seconds=ended.seconds,
+        tail=last_lines(log_path, TAIL_LINES * 5),
+        stacks=_first_lines(stacks) if ended.timed_out else (),
         journal=content,
         journal_problem=problem,
     )

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from inferperf.analysis.load import read_json, shown
-from inferperf.analysis.schema import RecordError
+from inferperf.record.keys import RecordError
+from inferperf.record.load import read_json
+from inferperf.text import shown
 
 JOURNAL_SUFFIX = ".journal"
 JOURNAL_FORMAT = 1

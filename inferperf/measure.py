@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from inferperf import contention, energy
-from inferperf.analysis.schema import EXTRA_INFO_KEYS, key_problems
 from inferperf.cases import Case, Device
 from inferperf.hardware import Calibration, sync
+from inferperf.record.keys import EXTRA_INFO_KEYS, key_problems
 from inferperf.settings import Budget
 
 Step = Callable[[], object]
@@ -368,7 +368,7 @@ def measure(
     # or a value of the wrong type, is a bug here, not something for `inferperf validate` to find later
     problems = key_problems(EXTRA_INFO_KEYS, info, "extra_info", require=True)
     if problems:
-        raise ValueError(f"{case.case_id}: the record breaks inferperf/analysis/schema.py: {'; '.join(problems)}")
+        raise ValueError(f"{case.case_id}: the record breaks inferperf/record/keys.py: {'; '.join(problems)}")
     benchmark.extra_info.update(more)
     return info
 

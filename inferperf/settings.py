@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from inferperf.cases import DEVICES, TIERS, Device, Tier
+from inferperf.serving.endpoints import OpenAIEndpoint, TritonEndpoint
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,13 @@ class Settings:
     weights_dir: Path | None = None
     rounds: int | None = None
     warmup_rounds: int | None = None
+    #: ``--served-url`` as given (passed on to ``--isolate``'s children) ...
     served_url: str | None = None
     #: ``--served-model``: the model an OpenAI-compatible ``--served-url`` serves
     served_model: str | None = None
-    #: ``--slo``: served generation's latency bounds, as written (``inferperf.analysis.served.parse_slo``)
+    #: ... and parsed once (``inferperf.serving.endpoints.parse_served_url``): the endpoint of its family
+    served: TritonEndpoint | OpenAIEndpoint | None = None
+    #: ``--slo``: served generation's latency bounds, as written (``inferperf.metrics.served.parse_slo``)
     slo: str | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None

@@ -14,18 +14,20 @@ TPOT meet the SLO (MLPerf's Server question) by a bounded search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from inferperf.analysis.served import LoadPoint, RoundLoad, Slo, parse_slo, served_metrics, slo_met
 from inferperf.cases import Case, Tier
-from inferperf.measure import ModelFacts, Workload
+from inferperf.measure import Workload
+from inferperf.metrics.requests import LoadPoint, RoundLoad
+from inferperf.metrics.served import Slo, parse_slo, served_metrics, slo_met
 from inferperf.params import parametrize_cases
 from inferperf.serving.loadgen import round_requests, search_max_rate
 from inferperf.settings import Budget, Settings
+
+if TYPE_CHECKING:
+    from fixtures.served_generation import ServedTarget
 
 TECHNIQUE = "generation"
 MODEL: dict[Tier, str] = {"quick": "llama_tiny", "standard": "qwen2_0p5b"}
@@ -61,8 +63,6 @@ CAPACITY: dict[Tier, tuple[float, float, int]] = {"quick": (1.0, 16.0, 4), "stan
 #: a case whose requests fail more often than this fails (after its record is written)
 MAX_ERROR_RATE = 0.05
 BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(rounds=5, warmup_rounds=1)}
-#: how many prompts agree token for token between the server and local greedy decoding
-AGREEMENT_PROMPTS = 2
 
 
 def _server_names(settings_url: bool) -> tuple[str, ...]:
@@ -90,9 +90,8 @@ def capacity_cases(tier: Tier, with_url: bool = False) -> list[Case]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    from inferperf.serving.openai_server import is_openai_url
-
-    with_url = is_openai_url(metafunc.config.getoption("--served-url"))
+    # with any --served-url the cases are the URL's (under a Triton URL they skip, saying why)
+    with_url = bool(metafunc.config.getoption("--served-url"))
     makers = {"test_generation_served": served_cases, "test_served_capacity": capacity_cases}
     maker = makers.get(metafunc.function.__name__)
     if maker is not None:
@@ -107,119 +106,6 @@ def _parts(case: Case) -> tuple[str, str]:
 
 def _slo(settings: Settings) -> Slo:
     return parse_slo(settings.slo) if settings.slo else DEFAULT_SLO[settings.tier]
-
-
-@dataclass
-class ServedTarget:
-    """The endpoint a served case talks to, the prompts it sends, and how to count their tokens."""
-
-    endpoint: Any  # inferperf.serving.openai_server.OpenAIEndpoint
-    host: Any  # OpenAIServerHost, or None for --served-url
-    requests: list[Any]  # CompletionRequest, one per request of the longest round
-    count_tokens: Any
-    agreement: dict[str, object]
-    facts: ModelFacts
-
-    def runner(self) -> Any:
-        from inferperf.serving.loadgen import LoadRunner
-        from inferperf.serving.openai_client import OpenAIStreamClient, openai_sender
-
-        client = OpenAIStreamClient(self.endpoint.base_url, self.endpoint.model, self.endpoint.dialect, self.count_tokens)
-        runner = LoadRunner(lambda: openai_sender(client))
-        runner.client = client  # type: ignore[attr-defined]
-        return runner
-
-
-def _local_greedy(model_dir: Path, prompts: list[str], output_len: int) -> list[str]:
-    """The local greedy continuation of each prompt, decoded as a server streams it."""
-    import torch
-
-    from inferperf.models.textgen import load_text_model
-
-    loaded = load_text_model(model_dir, "cpu")
-    texts = []
-    for prompt in prompts:
-        ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)["input_ids"]
-        with torch.inference_mode():
-            out = loaded.model.generate(ids, max_new_tokens=output_len, min_new_tokens=0, do_sample=False, eos_token_id=-1,
-                                        pad_token_id=loaded.tokenizer.pad_token_id)
-        texts.append(loaded.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
-    return texts
-
-
-def _agreement(target_url: str, model: str, dialect: str, prompts: list[str], expected: list[str] | None, output_len: int) -> dict[str, object]:
-    from inferperf.analysis.generation import same_prefix_fraction
-    from inferperf.serving.openai_client import complete_once
-
-    served = [str(complete_once(target_url, model, p, output_len, dialect)["choices"][0]["text"]) for p in prompts]  # type: ignore[arg-type]
-    if expected is None:
-        return {"prompts": len(prompts), "compared_with_local": False}
-    return {
-        "prompts": len(prompts), "compared_with_local": True,
-        "served_equals_local": served == expected,
-        "same_prefix_fraction": min(same_prefix_fraction(list(map(ord, e)), list(map(ord, s))) for e, s in zip(expected, served)),
-    }
-
-
-@pytest.fixture
-def served_target(case: Case, settings: Settings, checkpoints, generation_host, tmp_path_factory) -> ServedTarget:
-    from transformers import AutoTokenizer
-
-    from fixtures.generation import PROMPT_SEED, _checkpoint
-    from inferperf.models.store import directory_bytes
-    from inferperf.models.textgen import prompt_token_ids
-    from inferperf.serving.openai_client import CompletionRequest, list_models
-    from inferperf.serving.openai_server import parse_openai_url
-    from inferperf.serving.process import ServerStartError
-
-    server, load = _parts(case)
-    checkpoint = _checkpoint(case, checkpoints)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint.directory)
-    host = None
-    try:
-        if server == "url":
-            endpoint = parse_openai_url(settings.served_url or "", settings.served_model)
-            try:
-                models = list_models(endpoint.base_url)
-            except Exception as exc:  # a dead or wrong endpoint: one line, bounded by list_models' timeout
-                pytest.fail(f"--served-url {settings.served_url}: no OpenAI-compatible model list at {endpoint.base_url}/models ({type(exc).__name__}: {exc})", pytrace=False)
-            if endpoint.model not in models:
-                pytest.fail(f"--served-model {endpoint.model!r}: the server at {endpoint.base_url} serves {models}", pytrace=False)
-        elif server == "llamacpp":
-            from inferperf.models.gguf_export import GgufUnsupported, write_gguf
-
-            gguf = tmp_path_factory.getbasetemp() / f"{case.model}.gguf"
-            if not gguf.exists():
-                try:
-                    write_gguf(checkpoint.directory, gguf)
-                except GgufUnsupported as exc:
-                    pytest.skip(str(exc))
-            endpoint = generation_host.llama_cpp(gguf, threads=generation_host.threads, context_tokens=4096)
-            host = generation_host
-        else:
-            endpoint = generation_host.transformers_serve(checkpoint.directory, continuous_batching=server == "tfcb")
-            host = generation_host
-    except ServerStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    assert case.prompt_len is not None and case.output_len is not None
-    # enough prompts for the longest round: this load point's, or the capacity search's highest rate
-    point = LOADS[settings.tier].get(load) or LoadPoint("poisson", rate_rps=CAPACITY[settings.tier][1])
-    count = round_requests(point, WINDOW_S[settings.tier])
-    ids = prompt_token_ids(tokenizer, [case.prompt_len] * max(count, AGREEMENT_PROMPTS), seed=PROMPT_SEED)
-    prompts = [str(tokenizer.decode(p)) for p in ids]
-    requests = [CompletionRequest(p, case.output_len, case.prompt_len) for p in prompts]
-    # the user's fleet serves their model, whose tokenizer we do not have: one token per chunk then,
-    # and the server's usage for the totals (the record says which)
-    owned = server != "url"
-    count_tokens = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if owned else None
-    expected = _local_greedy(checkpoint.directory, prompts[:AGREEMENT_PROMPTS], case.output_len) if owned else None
-    try:
-        agreement = _agreement(endpoint.base_url, endpoint.model, endpoint.dialect, prompts[:AGREEMENT_PROMPTS], expected, case.output_len)
-    except Exception as exc:
-        detail = f"the server at {endpoint.base_url} did not complete a greedy request ({type(exc).__name__}: {exc})"
-        pytest.fail(host.failure(detail) if host else detail, pytrace=False)
-    facts = ModelFacts(model_bytes=directory_bytes(checkpoint.directory))
-    return ServedTarget(endpoint, host, requests, count_tokens, agreement, facts)
 
 
 def _extra(case: Case, target: ServedTarget) -> dict[str, object]:
@@ -238,9 +124,9 @@ def _check_server(target: ServedTarget, rounds: list[RoundLoad]) -> None:
         pytest.fail(target.host.failure(f"the server died during the load ({failed} requests failed)"), pytrace=False)
 
 
-def test_generation_served(case: Case, settings: Settings, served_target: ServedTarget, measure_case, benchmark) -> None:
-    target = served_target
+def test_generation_served(case: Case, settings: Settings, served_target, measure_case, benchmark) -> None:
     point = LOADS[settings.tier][_parts(case)[1]]
+    target: ServedTarget = served_target(round_requests(point, WINDOW_S[settings.tier]))
     slo = _slo(settings)
     runner = target.runner()
     payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
@@ -277,12 +163,13 @@ def test_generation_served(case: Case, settings: Settings, served_target: Served
         pytest.fail(f"{case.case_id}: {error_rate:.0%} of requests failed (> {MAX_ERROR_RATE:.0%}): {info.get('errors')}", pytrace=False)
 
 
-def test_served_capacity(case: Case, settings: Settings, served_target: ServedTarget, measure_case, benchmark) -> None:
+def test_served_capacity(case: Case, settings: Settings, served_target, measure_case, benchmark) -> None:
     """The highest Poisson rate whose p99 TTFT (from the schedule) and p99 TPOT meet the SLO, no more
     than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule."""
-    target = served_target
     slo = _slo(settings)
     low, high, probes = CAPACITY[settings.tier]
+    # enough prompts for the longest probe: the search's highest rate
+    target: ServedTarget = served_target(round_requests(LoadPoint("poisson", rate_rps=high), WINDOW_S[settings.tier]))
     runner = target.runner()
     found: list[dict[str, object]] = []
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-
 from dataclasses import replace
 
 import pytest

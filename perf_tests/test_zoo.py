@@ -89,6 +89,8 @@ def local_classes() -> dict[str, np.ndarray]:
 
 
 def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, local_classes, measure_case, request) -> None:
+    if case.variant != "local":
+        serve.require()  # before the model is exported: under an OpenAI --served-url this case skips
     artefact = zoo_artefacts(case.model)
     images = zoo_images(artefact.image_size, IMAGES[settings.tier])
     extra: dict[str, object] = {"images": len(images), "image_size": artefact.image_size, "export_s": artefact.export_s}
@@ -96,7 +98,7 @@ def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, local_class
         local = request.getfixturevalue("zoo_local")
         call, setup_s = local.classify, local.load_s
     else:
-        from inferperf.serving.client import make_client
+        from inferperf.serving.triton.client import make_client
 
         protocol = case.variant.removeprefix("served_")
         endpoint = serve([artefact.served(case.model)])
@@ -141,6 +143,7 @@ def _bytes(directory) -> int:
 def _load_target(case: Case, dynamic: bool, zoo_artefacts, zoo_images, serve):
     """(artefact, endpoint, served model name, one image) of a load case: both the plain and the
     dynamically batched model served, the load sent over gRPC."""
+    serve.require()
     name = f"{case.model}_dynbatch" if dynamic else case.model
     artefact = zoo_artefacts(case.model)
     endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
@@ -152,8 +155,9 @@ def _load_target(case: Case, dynamic: bool, zoo_artefacts, zoo_images, serve):
 def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
     """Closed loop: ``clients`` streams each sending batch-1 requests back to back, through the
     suite's load generator on one asyncio gRPC channel."""
-    from inferperf.analysis.served import LoadPoint
-    from inferperf.serving.client import latency_percentiles, triton_load
+    from inferperf.metrics.distribution import distribution
+    from inferperf.metrics.requests import LoadPoint
+    from inferperf.serving.triton.client import triton_load
 
     variant = LOAD_VARIANTS[case.variant]
     dynamic, clients = variant.dynamic_batching, variant.clients
@@ -183,7 +187,9 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
     warmups, rounds = int(info["warmup_rounds"]), int(info["rounds"])
     timed = [latency for rnd in per_round[warmups : warmups + rounds] for latency in rnd]
     assert len(timed) == rounds * clients * requests
-    extra: dict[str, object] = {**latency_percentiles(timed), "request_latencies_s": [float(v) for v in timed]}
+    latencies = distribution(timed) or {}
+    extra: dict[str, object] = {f"latency_{q}_s": latencies.get(q) for q in ("p50", "p90", "p99")}
+    extra["request_latencies_s"] = [float(v) for v in timed]
     if triton_host is not None:
         stats = triton_host.statistics(name).get("model_stats", [{}])[0]
         inferences, executions = int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
@@ -191,16 +197,13 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
     benchmark.extra_info.update(extra)  # known only after the timed rounds
 
 
-#: the served metrics that mean something for a request without a token stream
-_TOKEN_KEYS = ("ttft_", "tpot", "token_latency", "output_tokens_per_s", "total_tokens_per_s", "chunk_latency", "token_count")
-
-
 def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve, measure_case) -> None:
     """Poisson arrivals at R requests/s on a seeded schedule, through the same load generator as
     served generation; latency from the scheduled time as well as from the send."""
-    from inferperf.analysis.served import LoadPoint, RoundLoad, Slo, served_metrics
-    from inferperf.serving.client import triton_load
+    from inferperf.metrics.requests import LoadPoint, RoundLoad
+    from inferperf.metrics.served import request_metrics
     from inferperf.serving.loadgen import round_requests
+    from inferperf.serving.triton.client import triton_load
 
     rate = float(case.variant.split("_")[1].removeprefix("r"))
     dynamic = case.variant.endswith("_dynbatch")
@@ -211,12 +214,8 @@ def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve
     rounds: list[RoundLoad] = []
 
     def derived(info) -> dict[str, object]:
-        metrics = served_metrics(rounds[: int(info["rounds"])], point, Slo())
-        distributions = metrics["latency_distributions"]
-        metrics["latency_distributions"] = {k: v for k, v in distributions.items() if k.startswith(("e2e", "client"))}  # type: ignore[union-attr]
-        kept = {k: v for k, v in metrics.items() if not k.startswith(_TOKEN_KEYS) and k not in ("slo", "finish_reasons", "goodput_rps", "good_fraction")}
-        kept["round_metrics"] = {k: v for k, v in metrics["round_metrics"].items() if k in ("e2e_p99_s", "error_rate")}  # type: ignore[union-attr]
-        return kept
+        # a classification is one answer, no token stream: the request-level metrics are what applies
+        return request_metrics(rounds[: int(info["rounds"])], point)
 
     try:
         info = measure_case(

@@ -1,33 +1,10 @@
-"""Helpers for the tests of the tooling."""
+"""Fixtures of the tests of the tooling (their shared helpers are in ``tests/helpers.py``)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run pytest in a fresh interpreter (the way a user does), capturing its output."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
-def needs(module: str, extra: str):
-    """Skip a test when an optional extra is missing, naming the extra to install."""
-    return pytest.importorskip(module, reason=f"install the [{extra}] extra: pip install -e '.[{extra}]'")
 
 
 @pytest.fixture(autouse=True, scope="session")

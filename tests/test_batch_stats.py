@@ -8,7 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferperf.analysis import batch_stats
-from inferperf.analysis.batch_stats import bootstrap_medians_many, bootstrap_ratios, mann_whitney_p_many
+from inferperf.analysis.batch_stats import (
+    bootstrap_medians_many,
+    bootstrap_ratios,
+    mann_whitney_p_many,
+)
 from inferperf.analysis.stats import bootstrap_medians, bootstrap_ratio, mann_whitney_p
 
 #: round times: positive, sometimes tied (rounded), of the lengths runs have (2..40 rounds)

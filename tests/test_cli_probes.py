@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferperf.cli import main
-from tests.conftest import run_pytest
+from tests.helpers import run_pytest
 
 #: a command must answer within this many seconds, whatever the input
 DEADLINE_S = 5.0
@@ -266,7 +266,7 @@ def test_bad_options_and_void_gates_exit_2_with_one_line(argv, message, real_run
 
 
 def test_an_internal_error_is_exit_3_with_one_line_and_a_traceback_only_with_debug(real_run, monkeypatch):
-    import inferperf.analysis.export as export
+    import inferperf.commands.export as export  # the export workflow, which calls export_run
 
     monkeypatch.setattr(export, "export_run", lambda run, fmt: 1 / 0)
     code, _, err, _ = call("export", str(real_run), "--format", "bencher")

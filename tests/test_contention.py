@@ -18,9 +18,12 @@ import time
 
 import pytest
 
-from inferperf.analysis.settings import DEFAULT_CONTENTION_THRESHOLD
-from inferperf.contention import contention_between, snapshot
-from tests.conftest import run_pytest
+from inferperf.contention import (
+    DEFAULT_CONTENTION_THRESHOLD,
+    contention_between,
+    snapshot,
+)
+from tests.helpers import run_pytest
 
 BUSY = "tests/perf_cases/busy_cases.py"
 #: the background window: long enough (2 s on 2 CPUs: 400 ticks) for a neighbour's duty cycle to show

@@ -1,6 +1,6 @@
 import io
 
-from tests.conftest import needs
+from tests.helpers import needs
 
 
 def test_corpus_is_deterministic_and_coco_sized(tmp_path):

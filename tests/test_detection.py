@@ -2,8 +2,16 @@
 
 import numpy as np
 
+from inferperf.analysis.detection import (
+    BASE_UNITS,
+    Trial,
+    detection_rows,
+    noise_floor,
+    render_report,
+    render_rows,
+    run_trials,
+)
 from inferperf.cli import main
-from inferperf.analysis.detection import BASE_UNITS, Trial, detection_rows, noise_floor, render_report, render_rows, run_trials
 
 
 def simulated(noise: float, seed: int = 0):

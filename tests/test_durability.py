@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from inferperf.analysis.validate import validate_run
 from inferperf.cli import main
-from tests.conftest import REPO, run_pytest
+from inferperf.record.validate import validate_run
+from tests.helpers import REPO, run_pytest
 
 FAULTS = "tests/perf_cases/faulty_cases.py"
 NULL = "perf_tests/test_null.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferperf.energy import EnergyMeter, nvml_meter, rapl_meter
-from tests.conftest import needs
+from tests.helpers import needs
 
 
 def test_rapl_is_read_where_readable_and_otherwise_says_why(tmp_path):

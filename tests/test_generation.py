@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferperf.analysis.generation import (
+from inferperf.metrics.generation import (
     RequestTiming,
     RoundTiming,
     generation_metrics,
@@ -85,7 +85,11 @@ def test_agreement_and_padding_waste():
 def tiny(tmp_path_factory):
     pytest.importorskip("transformers", reason="install the [torch] extra: pip install -e '.[torch]'")
     from inferperf.models.text_specs import TEXT_MODELS
-    from inferperf.models.textgen import load_text_model, save_draft, save_random_text_model
+    from inferperf.models.textgen import (
+        load_text_model,
+        save_draft,
+        save_random_text_model,
+    )
 
     root = tmp_path_factory.mktemp("textgen")
     spec = TEXT_MODELS["llama_tiny"]
@@ -113,7 +117,11 @@ MIXED = ((96, 12), (40, 16), (70, 5))
      pytest.param("static_compile", FIXED, marks=pytest.mark.slow)],
 )
 def test_every_fp32_variant_generates_eagers_greedy_tokens(tiny, tmp_path, variant, lengths):
-    from inferperf.variants.generation import agreement_record, prepare_generator, reference_tokens
+    from inferperf.variants.generation import (
+        agreement_record,
+        prepare_generator,
+        reference_tokens,
+    )
     from inferperf.variants.generation_variants import GENERATION_VARIANTS
 
     root, loaded = tiny
@@ -142,7 +150,11 @@ def test_the_first_divergence_is_found(tiny, tmp_path):
     """bf16 moves the logits of a random model enough to change a token somewhere: agreement says where."""
     import torch
 
-    from inferperf.variants.generation import AgreementRun, agreement_record, reference_tokens
+    from inferperf.variants.generation import (
+        AgreementRun,
+        agreement_record,
+        reference_tokens,
+    )
 
     _, loaded = tiny
     workload = _workload(tiny, FIXED)

@@ -8,8 +8,8 @@ import pytest
 
 from inferperf.analysis.changepoint import detect_steps
 from inferperf.cli import main
+from tests.helpers import run_pytest
 from tests.runs import make_run, write_run
-from tests.conftest import run_pytest
 
 CASE = "batching/clip_t16-cpu-fp32-manual-bs8"
 OTHER = "batching/clip_t16-cpu-fp32-single-bs1"
@@ -140,11 +140,9 @@ def test_reference_runs_beside_the_machines_are_not_a_machine(tmp_path):
 
 
 def _series_of(root, *args):
-    from inferperf.analysis.history import build_series
-    from inferperf.analysis.settings import HistorySettings
-
-    from inferperf.analysis.history import machine_points
+    from inferperf.analysis.history import build_series, machine_points
     from inferperf.analysis.history_index import indexed_points
+    from inferperf.analysis.settings import HistorySettings
 
     settings = HistorySettings()
     if "--no-index" in args:

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import needs
+from tests.helpers import needs
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,11 @@ def test_tensor_preprocessing_matches_the_image_processor(corpus_paths):
     needs("transformers", "torch")
     from transformers import CLIPImageProcessor
 
-    from inferperf.data.loaders import ImageProcessorTransform, batch_source, preprocessing_agreement
+    from inferperf.data.loaders import (
+        ImageProcessorTransform,
+        batch_source,
+        preprocessing_agreement,
+    )
 
     processor = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
     transform = ImageProcessorTransform(processor)

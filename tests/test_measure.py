@@ -4,8 +4,20 @@ import numpy as np
 import pytest
 
 from inferperf.cases import Case
-from inferperf.hardware import Calibration, calibrate, int8_shortfall_note, is_out_of_memory
-from inferperf.measure import ModelFacts, StageClock, drain, dominant_stage, fill_extra_info, peak_memory_bytes
+from inferperf.hardware import (
+    Calibration,
+    calibrate,
+    int8_shortfall_note,
+    is_out_of_memory,
+)
+from inferperf.measure import (
+    ModelFacts,
+    StageClock,
+    dominant_stage,
+    drain,
+    fill_extra_info,
+    peak_memory_bytes,
+)
 from inferperf.settings import Budget
 
 

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from inferperf.analysis.schema import EXTRA_INFO_KEYS
-from inferperf.analysis.validate import validate_run
-from tests.conftest import REPO, needs, run_pytest
+from inferperf.record.keys import EXTRA_INFO_KEYS
+from inferperf.record.validate import validate_run
+from tests.helpers import REPO, needs, run_pytest
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_skipped_cases_are_recorded_with_their_reason(tmp_path):
 
 def test_analysis_and_cli_import_no_framework():
     code = (
-        "import sys, inferperf.cli, inferperf.analysis.schema;"
+        "import sys, inferperf.cli, inferperf.record.keys;"
         "bad = [m for m in ('torch', 'tensorflow', 'nvidia.dali', 'jax') if m in sys.modules];"
         "assert not bad, bad"
     )

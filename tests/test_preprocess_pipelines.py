@@ -8,7 +8,7 @@ normalized units for imagenet224, about 3 levels / 0.225).
 
 import pytest
 
-from tests.conftest import needs
+from tests.helpers import needs
 
 TOLERANCE = {"resize240": 3.0, "imagenet224": 0.05}
 COUNT, BATCH = 5, 2  # 5 images in batches of 2: the last batch is partial

@@ -3,10 +3,9 @@ registry into docs/record.md), every option and every command; the site builds w
 
 import re
 
-from inferperf.analysis.schema import TABLES, render_readme
 from inferperf.cli import build_parser
-from tests.conftest import REPO
-
+from inferperf.record.keys import TABLES, render_readme
+from tests.helpers import REPO
 
 RECORD_PAGE = REPO / "docs" / "record.md"
 
@@ -21,7 +20,7 @@ def test_the_key_tables_are_the_registry_rendered():
     text = RECORD_PAGE.read_text(encoding="utf-8")
     for marker in TABLES:
         assert f"<!-- {marker} -->" in text, f"docs/record.md has no <!-- {marker} --> table"
-    assert render_readme(text) == text, "docs/record.md's key tables differ from inferperf/analysis/schema.py: run python -m inferperf.analysis.schema docs/record.md"
+    assert render_readme(text) == text, "docs/record.md's key tables differ from inferperf/record/keys.py: run python -m inferperf.record.keys docs/record.md"
 
 
 def test_every_pytest_option_is_documented():

@@ -15,16 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inferperf.analysis.served import (
-    LoadPoint,
-    RoundLoad,
-    ServedRequest,
-    Slo,
-    parse_slo,
-    percentile_interval,
-    self_check,
-    served_metrics,
-)
+from inferperf.metrics.distribution import percentile_interval
+from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
+from inferperf.metrics.self_check import self_check
+from inferperf.metrics.served import Slo, parse_slo, served_metrics
 from inferperf.serving.loadgen import arrival_offsets, search_max_rate
 
 HERE = Path(__file__).parent
@@ -134,7 +128,7 @@ def sse_server(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     server = ServerProcess("the test SSE server", start_timeout_s=30)
     base = f"http://127.0.0.1:{port}/v1"
-    from inferperf.serving.openai_client import list_models
+    from inferperf.serving.openai.client import list_models
 
     def ready() -> bool:
         try:
@@ -151,7 +145,11 @@ def sse_server(tmp_path_factory: pytest.TempPathFactory):
 
 def _run(base: str, prompts: list[str], point: LoadPoint, tokens: int = 4, timeout_s: float = 20.0) -> RoundLoad:
     from inferperf.serving.loadgen import LoadRunner
-    from inferperf.serving.openai_client import CompletionRequest, OpenAIStreamClient, openai_sender
+    from inferperf.serving.openai.client import (
+        CompletionRequest,
+        OpenAIStreamClient,
+        openai_sender,
+    )
 
     client = OpenAIStreamClient(base, "test-model", "plain", timeout_s=timeout_s)
     runner = LoadRunner(lambda: openai_sender(client), timeout_s=timeout_s)
@@ -191,7 +189,7 @@ def test_open_loop_latency_from_the_schedule_shows_what_the_send_hides(sse_serve
 
 
 def test_dead_endpoint_fails_within_its_bound() -> None:
-    from inferperf.serving.openai_client import list_models
+    from inferperf.serving.openai.client import list_models
     from inferperf.serving.process import free_port
 
     pytest.importorskip("httpx")
@@ -205,7 +203,12 @@ def test_dead_endpoint_fails_within_its_bound() -> None:
 
 def test_a_server_killed_mid_round_costs_its_requests_not_the_run(tmp_path: Path) -> None:
     from inferperf.serving.loadgen import LoadRunner
-    from inferperf.serving.openai_client import CompletionRequest, OpenAIStreamClient, list_models, openai_sender
+    from inferperf.serving.openai.client import (
+        CompletionRequest,
+        OpenAIStreamClient,
+        list_models,
+        openai_sender,
+    )
     from inferperf.serving.process import ServerProcess, free_port
 
     pytest.importorskip("httpx")
@@ -242,9 +245,13 @@ def test_transformers_serve_gives_the_local_greedy_tokens(tmp_path: Path) -> Non
     pytest.importorskip("fastapi")
     pytest.importorskip("torch")
     from inferperf.models.text_specs import TEXT_MODELS
-    from inferperf.models.textgen import load_text_model, prompt_token_ids, save_random_text_model
-    from inferperf.serving.openai_client import complete_once
-    from inferperf.serving.openai_server import OpenAIServerHost
+    from inferperf.models.textgen import (
+        load_text_model,
+        prompt_token_ids,
+        save_random_text_model,
+    )
+    from inferperf.serving.openai.client import complete_once
+    from inferperf.serving.openai.servers import OpenAIServerHost
 
     model_dir = tmp_path / "llama_tiny"
     save_random_text_model(TEXT_MODELS["llama_tiny"], model_dir)
@@ -264,7 +271,11 @@ def test_transformers_serve_gives_the_local_greedy_tokens(tmp_path: Path) -> Non
         assert answer["choices"][0]["text"] == expected
         assert answer["usage"] == {"prompt_tokens": 64, "completion_tokens": 12, "total_tokens": 76}
         from inferperf.serving.loadgen import LoadRunner
-        from inferperf.serving.openai_client import CompletionRequest, OpenAIStreamClient, openai_sender
+        from inferperf.serving.openai.client import (
+            CompletionRequest,
+            OpenAIStreamClient,
+            openai_sender,
+        )
 
         count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
         client = OpenAIStreamClient(endpoint.base_url, endpoint.model, endpoint.dialect, count)
@@ -350,9 +361,13 @@ def test_llama_cpp_serves_the_same_greedy_tokens_from_the_gguf(tmp_path: Path) -
 
     from inferperf.models.gguf_export import write_gguf
     from inferperf.models.text_specs import TEXT_MODELS
-    from inferperf.models.textgen import load_text_model, prompt_token_ids, save_random_text_model
-    from inferperf.serving.openai_client import complete_once
-    from inferperf.serving.openai_server import OpenAIServerHost
+    from inferperf.models.textgen import (
+        load_text_model,
+        prompt_token_ids,
+        save_random_text_model,
+    )
+    from inferperf.serving.openai.client import complete_once
+    from inferperf.serving.openai.servers import OpenAIServerHost
 
     model_dir = tmp_path / "llama_tiny"
     save_random_text_model(TEXT_MODELS["llama_tiny"], model_dir)

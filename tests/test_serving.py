@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import needs
+from tests.helpers import needs, run_pytest
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +33,32 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_parse_served_url():
-    from inferperf.serving.server import parse_served_url
+    from inferperf.serving.endpoints import (
+        OpenAIEndpoint,
+        TritonEndpoint,
+        parse_served_url,
+        wrong_family,
+    )
 
     endpoint = parse_served_url("grpc://triton.internal:8001,http://triton.internal:8000/")
+    assert isinstance(endpoint, TritonEndpoint)
     assert endpoint.grpc == "triton.internal:8001" and endpoint.http == "triton.internal:8000" and not endpoint.owned
-    for bad in ("triton:8001", "ftp://x:1", "grpc://nohostport", ""):
+    for bad in ("triton:8001", "ftp://x:1", "grpc://nohostport", "", "openai+ftp://x:1/v1"):
         with pytest.raises(ValueError, match="--served-url"):
-            parse_served_url(bad)
+            parse_served_url(bad, "m")
+    openai = parse_served_url("openai+http://gpu-box:8000", "llama")
+    assert isinstance(openai, OpenAIEndpoint) and openai.base_url == "http://gpu-box:8000/v1" and openai.model == "llama"
+    with pytest.raises(ValueError, match="--served-model"):
+        parse_served_url("openai+http://gpu-box:8000/v1")  # the model its server serves is required
+    with pytest.raises(ValueError, match="--served-model"):
+        parse_served_url("grpc://triton:8001", "llama")  # a Triton URL takes no model name
+    assert wrong_family("grpc://triton:8001", "triton") is None and wrong_family(None, "openai") is None
+    assert "OpenAI-compatible" in (wrong_family("openai+http://x:1/v1", "triton") or "")
+    assert "KServe-v2" in (wrong_family("http://x:1", "openai") or "")
 
 
 def test_a_port_in_use_gets_another_port():
-    from inferperf.serving.server import choose_ports, port_is_free
+    from inferperf.serving.triton.lifecycle import choose_ports, port_is_free
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -56,8 +71,9 @@ def test_a_port_in_use_gets_another_port():
 
 def test_a_server_that_fails_to_start_names_its_log(tmp_path):
     needs("pytriton", "serve")
-    from inferperf.serving.models import ServedModel
-    from inferperf.serving.server import ServerStartError, TritonHost
+    from inferperf.serving.process import ServerStartError
+    from inferperf.serving.triton.lifecycle import TritonHost
+    from inferperf.serving.triton.models import ServedModel
 
     host = TritonHost(tmp_path, start_timeout_s=120)
     broken = ServedModel(name="broken", kind="savedmodel", path=str(tmp_path / "no_such_savedmodel"))
@@ -73,8 +89,8 @@ def test_a_server_that_fails_to_start_names_its_log(tmp_path):
 @pytest.fixture(scope="module")
 def sleepy_server(tmp_path_factory):
     needs("pytriton", "serve")
-    from inferperf.serving.models import ServedModel
-    from inferperf.serving.server import TritonHost
+    from inferperf.serving.triton.lifecycle import TritonHost
+    from inferperf.serving.triton.models import ServedModel
 
     workspace = tmp_path_factory.mktemp("triton")
     host = TritonHost(workspace, start_timeout_s=180)
@@ -99,7 +115,7 @@ def sleepy_server(tmp_path_factory):
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_request_that_times_out_fails_within_the_timeout(sleepy_server, protocol):
-    from inferperf.serving.client import RequestTimeout, make_client
+    from inferperf.serving.triton.client import RequestTimeout, make_client
 
     _, endpoint, _ = sleepy_server
     client = make_client(protocol, endpoint.url(protocol), timeout_s=0.5)
@@ -115,8 +131,8 @@ def test_a_request_that_times_out_fails_within_the_timeout(sleepy_server, protoc
 
 
 def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
-    from inferperf.analysis.served import LoadPoint
-    from inferperf.serving.client import triton_load
+    from inferperf.metrics.requests import LoadPoint
+    from inferperf.serving.triton.client import triton_load
 
     host, endpoint, _ = sleepy_server
     image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
@@ -139,3 +155,27 @@ def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
     assert deltas["quick"] == (24, 24)  # without the batcher every request runs alone
     inferences, executions = deltas["quick_dynbatch"]
     assert inferences == 24 and executions < 24  # concurrent requests were batched together
+
+
+@pytest.mark.parametrize(
+    ("url", "selection", "why"),
+    [
+        # the zoo's Triton cases under an OpenAI-compatible URL ...
+        (["--served-url", "openai+http://127.0.0.1:9/v1", "--served-model", "m"], "zoo and served",
+         "is an OpenAI-compatible server; the zoo's served cases (technique 3) need a KServe-v2 (Triton) endpoint"),
+        # ... and served generation under a Triton URL
+        (["--served-url", "grpc://127.0.0.1:9"], "generation and served",
+         "is a KServe-v2 (Triton) server; served generation needs an OpenAI-compatible endpoint"),
+    ],
+)
+def test_a_case_of_the_other_server_family_skips_saying_why(url, selection, why):
+    from inferperf.extras import has_extra, missing_reason
+
+    for extra in ("torch", "tf", "serve", "genserve"):
+        if not has_extra(extra):  # else a case skips for its missing extra first
+            pytest.skip(missing_reason(extra))
+    result = run_pytest("perf_tests", "--benchmark-only", "--device", "cpu", "-q", "-rs", "-k", selection, *url, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skips and all(why in line for line in skips), result.stdout[-3000:]
+    assert "error" not in result.stdout.lower().replace("errors", ""), result.stdout[-3000:]

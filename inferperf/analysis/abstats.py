@@ -254,7 +254,9 @@ def blocks_needed(sigma: float, *, min_change: float, alpha: float, power: float
     """Blocks for the paired test to detect ``min_change`` with ``power`` at ``alpha`` (normal approximation)."""
     if not math.isfinite(sigma) or sigma <= 0 or min_change <= 0:
         return None
-    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
+    from scipy import (
+        stats as sps,  # imported when needed: scipy.stats is slow to import
+    )
 
     z = float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))
     return max(int(math.ceil((z * sigma / math.log1p(min_change)) ** 2)), 6)

@@ -186,7 +186,9 @@ def mann_whitney_p_many(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]
             both = np.concatenate([a, b])
             method = "asymptotic" if len(np.unique(both)) < len(both) else "exact"
         groups[(len(a), len(b), method)].append(index)
-    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
+    from scipy import (
+        stats as sps,  # imported when needed: scipy.stats is slow to import
+    )
 
     for (_, _, method), members in groups.items():
         base = np.stack([arrays[i][0] for i in members])

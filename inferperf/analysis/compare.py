@@ -13,16 +13,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.settings import Thresholds
 from inferperf.analysis.stats import (
     RatioEstimate,
+    SummaryStats,
     Verdict,
     bootstrap_ratio,
     summary_ratio,
     verdict,
 )
-from inferperf.analysis.values import as_list, as_mapping, finite_number
+from inferperf.record.run import Benchmark, Run
+from inferperf.record.values import as_list, as_mapping, finite_number
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds
             base.samples, contender.samples,  # type: ignore[arg-type]  # has_raw_samples: both are tuples
             confidence=thresholds.confidence, resamples=thresholds.resamples,
         )
-    return summary_ratio(base.summary_stats(), contender.summary_stats(), confidence=thresholds.confidence)
+    return summary_ratio(SummaryStats.of(base.summary), SummaryStats.of(contender.summary), confidence=thresholds.confidence)
 
 
 def has_raw_samples(base: Benchmark, contender: Benchmark) -> bool:

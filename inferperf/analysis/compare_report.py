@@ -18,7 +18,6 @@ from inferperf.analysis.compare import (
     Speedup,
     Thresholds,
 )
-from inferperf.analysis.load import Benchmark, Run, shown
 from inferperf.analysis.output import Outputs
 from inferperf.analysis.tables import (
     Table,
@@ -30,6 +29,8 @@ from inferperf.analysis.tables import (
     fmt_seconds,
     verdict_counts,
 )
+from inferperf.record.run import Benchmark, Run
+from inferperf.text import shown
 
 GroupBy = Literal["technique", "model", "device"]
 GROUP_FIELDS: tuple[GroupBy, ...] = ("technique", "model", "device")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from inferperf.analysis.load import Benchmark, Run
+from inferperf.record.run import Benchmark, Run
 
 ExportFormat = Literal["github-smaller", "github-bigger", "bencher"]
 FORMATS: tuple[ExportFormat, ...] = ("github-smaller", "github-bigger", "bencher")

@@ -5,7 +5,7 @@ The store is pytest-benchmark's storage layout under one folder per machine:
 ``--benchmark-autosave --benchmark-storage=file://results/<machine-id>`` writes). A machine is
 the first folder under the results directory: history is per machine, so moving to another
 machine starts a new series instead of looking like a regression. Inside a folder, runs are also
-told apart by their machine's fingerprint (``inferperf.analysis.fingerprint``): where it changes (a
+told apart by their machine's fingerprint (``inferperf.record.fingerprint``): where it changes (a
 hosted runner on new hardware, a torch upgrade), a new segment starts, marked "machine changed";
 steps are fitted within each segment, so a hardware change is never reported as a regression.
 
@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from inferperf.analysis.changepoint import Segment, Step, detect_steps_many
-from inferperf.analysis.fingerprint import MachineIdentity, machine_identity
-from inferperf.analysis.load import Benchmark, Run, json_files, load_run, shown
-from inferperf.analysis.schema import RecordError
 from inferperf.analysis.settings import HistorySettings
+from inferperf.analysis.stats import SummaryStats
+from inferperf.record.fingerprint import MachineIdentity, machine_identity
+from inferperf.record.keys import RecordError
+from inferperf.record.load import json_files, load_run
+from inferperf.record.run import Run
+from inferperf.text import shown
 
 #: ``results/reference/`` holds the runs behind the documentation's tables (mixed tiers and dates), which
 #: would read as a machine with a nonsense series
@@ -126,7 +129,7 @@ def run_points(runs: Sequence[Run]) -> list[RunPoints]:
         cases = {
             case_id: CasePoint(
                 bench.summary.median,
-                ses[id(bench)] if id(bench) in ses else bench.summary_stats().log_median_se(),
+                ses[id(bench)] if id(bench) in ses else SummaryStats.of(bench.summary).log_median_se(),
                 bench.items_per_s,
                 bench.contended,
             )
@@ -187,10 +190,13 @@ def _require_runs(root: Path, per_machine: Mapping[str, object], only: str | Non
         raise RecordError(f"{shown(root)}: holds no readable runs{where}" + (f" ({skipped[0]})" if skipped else ""))
 
 
-def machine_points(root: Path, only: str | None = None) -> tuple[dict[str, list[RunPoints]], list[str]]:
-    """``machine_runs`` reduced to what history needs, read from the JSON files (no index)."""
+def machine_points(
+    root: Path, only: str | None = None, transform: Callable[[list[Run]], list[Run]] | None = None
+) -> tuple[dict[str, list[RunPoints]], list[str]]:
+    """``machine_runs`` reduced to what history needs, read from the JSON files (no index);
+    ``transform`` (``--metric``'s) applied to each machine's runs first."""
     per_machine, skipped = machine_runs(root, only)
-    return {machine: run_points(runs) for machine, runs in per_machine.items()}, skipped
+    return {machine: run_points(transform(runs) if transform else runs) for machine, runs in per_machine.items()}, skipped
 
 
 def build_series(

@@ -28,7 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator, overload
 
-from inferperf.analysis.fingerprint import MachineIdentity
 from inferperf.analysis.history import (
     CasePoint,
     RunPoints,
@@ -37,8 +36,10 @@ from inferperf.analysis.history import (
     reference_note,
     run_points,
 )
-from inferperf.analysis.load import collection_paused, json_files, load_run, shown
-from inferperf.analysis.schema import RecordError
+from inferperf.record.fingerprint import MachineIdentity
+from inferperf.record.keys import RecordError
+from inferperf.record.load import collection_paused, json_files, load_run
+from inferperf.text import shown
 
 #: bump when what a row holds, or how a value in it is computed, changes: older indexes are rebuilt
 INDEX_VERSION = 1

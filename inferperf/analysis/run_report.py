@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from inferperf.analysis.load import Benchmark, Run
 from inferperf.analysis.tables import (
     Table,
     fmt_bytes,
@@ -12,7 +11,8 @@ from inferperf.analysis.tables import (
     fmt_rate,
     fmt_seconds,
 )
-from inferperf.analysis.values import finite_number
+from inferperf.record.run import Benchmark, Run
+from inferperf.record.values import finite_number
 
 
 def _fmt_joules(value: float | None) -> str:

@@ -23,9 +23,6 @@ DEFAULT_BOOTSTRAP = 2000
 DEFAULT_PENALTY = 4.0
 #: smallest confidence (1 - two-sided p) of a history step
 DEFAULT_STEP_CONFIDENCE = 0.99
-#: a case whose timed rounds ran while other processes used at least this share of the CPUs
-#: (or the hypervisor stole it) is marked contended
-DEFAULT_CONTENTION_THRESHOLD = 0.10
 
 
 class SettingError(ValueError):

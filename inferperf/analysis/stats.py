@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from inferperf.record.run import Summary
 
 Verdict = Literal["faster", "slower", "same", "not comparable"]
 Method = Literal["bootstrap", "summary"]
@@ -88,7 +89,9 @@ def mann_whitney_p(base: npt.ArrayLike, contender: npt.ArrayLike) -> float:
     b = np.asarray(contender, dtype=np.float64)
     if np.array_equal(np.sort(a), np.sort(b)):
         return 1.0
-    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
+    from scipy import (
+        stats as sps,  # imported when needed: scipy.stats is slow to import
+    )
     result = sps.mannwhitneyu(b, a, alternative="two-sided")
     return float(result.pvalue)
 
@@ -147,6 +150,11 @@ class SummaryStats:
     rounds: int
     iqr: float | None = None
 
+    @classmethod
+    def of(cls, summary: Summary) -> "SummaryStats":
+        """A run's pytest-benchmark summary of one case, for the summary-only statistics."""
+        return cls(median=summary.median, mean=summary.mean, stddev=summary.stddev, rounds=summary.rounds, iqr=summary.iqr)
+
     def sigma(self) -> float:
         """A spread estimate: from the IQR when known (robust to outliers), else the stddev."""
         if self.iqr is not None and self.iqr > 0:
@@ -202,7 +210,9 @@ def summary_ratio(
     if base.rounds < 2 or contender.rounds < 2:
         return RatioEstimate(ratio, 0.0, math.inf, 1.0, "summary")
     se_log = math.hypot(base.log_median_se(), contender.log_median_se())
-    from scipy import stats as sps  # imported when needed: scipy.stats is slow to import
+    from scipy import (
+        stats as sps,  # imported when needed: scipy.stats is slow to import
+    )
     z = float(sps.norm.ppf(0.5 + confidence / 2.0))
     low, high = ratio * math.exp(-z * se_log), ratio * math.exp(z * se_log)
     if base.stddev == 0 and contender.stddev == 0:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from inferperf.analysis.values import finite_number
+from inferperf.record.values import finite_number
 
 #: the order verdicts are counted in, changes first (compare's and ab's verdicts together)
 VERDICT_ORDER = ("slower", "faster", "same", "inconclusive", "not comparable")

@@ -20,9 +20,14 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from inferperf.data.recipes import (  # noqa: F401 - used by the engines
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RECIPES,
+    Recipe,
+    RecipeName,
+)
 from inferperf.text import first_line
-
-from inferperf.data.recipes import IMAGENET_MEAN, IMAGENET_STD, RECIPES, Recipe, RecipeName  # noqa: F401 - used by the engines
 
 
 class Pipeline(Protocol):

@@ -10,12 +10,11 @@ need 12-24 GB of memory, through the traced signature 2-3 GB.
 from __future__ import annotations
 
 import time
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inferperf.models.zoo_specs import ZOO
-
 
 
 def import_tensorflow(threads: int | None = None):

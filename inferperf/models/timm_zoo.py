@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 
-
 class ClassifyUint8(nn.Module):
     """uint8 NHWC images -> float /255 NCHW -> model -> argmax classes, like the SavedModels."""
 

@@ -1,1 +1,17 @@
-"""Serving: the Triton host process, its lifecycle, and KServe-v2 clients."""
+"""Serving: the one load generator, the server families the suite starts or points at, and their clients.
+
+- ``loadgen``: the load generator every served benchmark uses — closed loop, open loop (constant or
+  Poisson arrivals on a seeded schedule, an optional in-flight cap), one ``ServedRequest`` record
+  per request whatever happens, the client's CPU over the round; a client plugs in as a ``Sender``;
+- ``endpoints``: where a served model answers, per family, and the one parser of ``--served-url``;
+- ``process``: a server's lifecycle (free ports on 127.0.0.1, start, bounded readiness poll, stop by
+  PID), on the suite's one child-process helper (``inferperf.children``);
+- ``triton/``: the KServe-v2 family — the Triton host (PyTriton), its models' manifest, and the
+  gRPC/HTTP clients with the load generator's asyncio gRPC sender (the zoo, technique 3);
+- ``openai/``: the OpenAI-compatible family — ``transformers serve`` and llama.cpp's server, and
+  the streaming httpx client with its sender (served generation, technique 6b).
+
+May import: ``inferperf.metrics`` (the request records the generator fills), ``inferperf.children``,
+``inferperf.models`` (the Triton host loads models in its own process), the stdlib and the
+serving libraries (imported inside functions, so collection stays light). Never ``inferperf.analysis``.
+"""

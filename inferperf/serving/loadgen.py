@@ -14,7 +14,7 @@ client or the Triton client, so two servers differ only in their client — in o
 
 Every request is bounded by ``timeout_s`` and recorded whatever happens (a timeout, a refused
 connection, a cut stream are errors in its record, never a dropped request). The client's CPU
-time over the round is measured so ``inferperf.analysis.served.self_check`` can say when the
+time over the round is measured so ``inferperf.metrics.served.self_check`` can say when the
 client, not the server, set the pace.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
 
-from inferperf.analysis.served import LoadPoint, RoundLoad, ServedRequest
+from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
 
 #: a client's send: fills ``record`` (send time, chunks, usage, done, error) and never raises
 Sender = Callable[[ServedRequest, Any], Awaitable[None]]

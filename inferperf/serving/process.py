@@ -1,9 +1,10 @@
 """A server process the session owns: free ports on 127.0.0.1, start, bounded readiness poll, stop by PID.
 
 Shared by the Triton host and the OpenAI-compatible servers (``transformers serve``, llama.cpp),
-so every server the suite starts has the same lifecycle: its own session (process group), its
-output kept in a log file that every failure names with its last lines, SIGTERM to the group and
-then SIGKILL if it does not stop within the bound.
+so every server the suite starts has the same lifecycle, the one every child of the suite has
+(``inferperf.children``): its own session (process group), its output kept in a log file that
+every failure names with its last lines, SIGTERM to the group and then SIGKILL if it does not stop
+within the bound.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
+
+from inferperf.children import Child, last_lines
 
 LOCALHOST = "127.0.0.1"
 
@@ -44,12 +46,7 @@ def free_port(avoid: Sequence[int] = ()) -> int:
 
 
 def tail(path: Path | None, lines: int = 15) -> str:
-    if path is None:
-        return ""
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    return "\n".join(last_lines(path, lines))
 
 
 class ServerProcess:
@@ -59,18 +56,18 @@ class ServerProcess:
         self.name = name
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
         self.log_path: Path | None = None
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
+        return self.child.pid if self.child is not None else None
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.child is not None and self.child.alive()
 
     def exit_code(self) -> int | None:
-        return self.process.poll() if self.process is not None else None
+        return self.child.poll() if self.child is not None else None
 
     def launch(self, command: Sequence[str], log_path: Path, ready: Callable[[], bool], env: Mapping[str, str] | None = None) -> None:
         """Start ``command`` logging to ``log_path``; poll ``ready`` until it holds or the bound passes."""
@@ -78,14 +75,12 @@ class ServerProcess:
         self.log_path = log_path
         environment = dict(os.environ if env is None else env)
         environment.setdefault("PYTHONUNBUFFERED", "1")
-        with open(log_path, "wb") as log:
-            # a session of its own: stop() ends the server and any children it started together
-            self.process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+        self.child = Child.start(command, log_path, env=environment)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = self.child.poll()
             if code is not None:
-                self.process = None
+                self.stop()
                 raise ServerStartError(f"{self.name} exited with code {code} before it was ready; its log: {log_path}\n{tail(log_path)}")
             if ready():
                 return
@@ -101,18 +96,6 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM to the server's process group, then SIGKILL if it is still there after the bound."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
+        child, self.child = self.child, None
+        if child is not None:
+            child.stop(signal.SIGTERM, self.stop_timeout_s)

@@ -9,12 +9,11 @@ CUDA 13) and took the whole session with it; a crash in the probe is a skip with
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 import os
-import subprocess
 import sys
-from pathlib import Path
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 import torch
@@ -112,23 +111,20 @@ def probe_aoti_load(package: Path, example: torch.Tensor, device: str, workdir: 
     ``aoti_load_package`` runs native code that can segfault; in a probe it costs a process, in
     this session it would cost every result not yet written.
     """
-    from inferperf.isolation import crash_site, last_lines, signal_name
+    from inferperf import children
+    from inferperf.isolation import crash_site
 
     example_file = workdir / "probe-example.pt"
     torch.save(example.detach().cpu(), example_file)
     log = workdir / "aoti-probe.log"
-    with open(log, "wb") as fh:
-        try:
-            code = subprocess.run(
-                [sys.executable, "-X", "faulthandler", "-c", _AOTI_PROBE, str(package), str(example_file), device],
-                stdout=fh, stderr=subprocess.STDOUT, timeout=AOTI_PROBE_TIMEOUT_S,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            raise RungUnavailable(f"aoti_load_package did not return within {AOTI_PROBE_TIMEOUT_S:g} s in a probe process") from None
-    if code == 0:
+    ended = children.run([sys.executable, "-X", "faulthandler", "-c", _AOTI_PROBE, str(package), str(example_file), device], log,
+                         timeout_s=AOTI_PROBE_TIMEOUT_S)
+    if ended.timed_out:
+        raise RungUnavailable(f"aoti_load_package did not return within {AOTI_PROBE_TIMEOUT_S:g} s in a probe process")
+    if ended.returncode == 0:
         return
-    lines = last_lines(log)
-    how = f"died by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    lines = children.last_lines(log, 60)
+    how = ended.describe(AOTI_PROBE_TIMEOUT_S)
     site = crash_site(lines) or (lines[-1] if lines else "")
     raise RungUnavailable(
         f"aoti_load_package {how} in a probe process (torch {torch.__version__}, CUDA {torch.version.cuda}): "

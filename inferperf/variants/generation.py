@@ -27,8 +27,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from inferperf.analysis.generation import RequestTiming, RoundTiming, kv_cache_bytes
 from inferperf.hardware import sync
+from inferperf.metrics.generation import RequestTiming, RoundTiming, kv_cache_bytes
 from inferperf.models.store import directory_bytes
 from inferperf.models.textgen import TextModel, load_text_model
 from inferperf.text import error_line
@@ -476,7 +476,7 @@ def generation_flops(model: Any, device: str, pad_token_id: int, workload: Gener
 
 def agreement_record(reference: AgreementRun, candidate: AgreementRun) -> dict[str, object]:
     """``extra_info.agreement`` of a generation variant against eager greedy decoding."""
-    from inferperf.analysis.generation import same_prefix_fraction
+    from inferperf.metrics.generation import same_prefix_fraction
 
     prefixes = [same_prefix_fraction(r, c) for r, c in zip(reference.tokens, candidate.tokens)]
     record: dict[str, object] = {

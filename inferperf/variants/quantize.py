@@ -77,7 +77,11 @@ def torchao_float8(model: nn.Module, device: str) -> tuple[nn.Module, str]:
         raise RungUnavailable(f"float8 needs compute capability >= 8.9; this GPU has {capability[0]}.{capability[1]}")
     require_torchao_kernels(device)
     try:
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+        from torchao.quantization import (
+            Float8DynamicActivationFloat8WeightConfig,
+            PerRow,
+            quantize_,
+        )
     except ImportError as exc:
         raise RungUnavailable(f"torchao float8 quantization is not available: {exc}") from None
     quantized = copy.deepcopy(model)

@@ -13,141 +13,31 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from inferperf import SCHEMA_VERSION
-from inferperf.analysis.schema import (
+from inferperf.record.keys import (
     EXTRA_INFO_KEYS,
     MACHINE_KEYS,
+    SCHEMA_VERSION,
     RecordError,
     key_problems,
 )
-from inferperf.analysis.stats import SummaryStats
-from inferperf.analysis.values import finite_number
+from inferperf.record.run import Benchmark, LoadReport, Run, Summary
+from inferperf.record.values import finite_number
+from inferperf.text import shown
 
 #: the summary statistics every pytest-benchmark version writes (seconds per round)
 _REQUIRED_STATS = ("min", "max", "mean", "stddev", "median", "rounds")
 _TIME_STATS = ("min", "max", "mean", "median")
 #: a run file larger than this is not something pytest-benchmark wrote
 MAX_RUN_BYTES = 1 << 30
-
-
-def shown(path: os.PathLike[str] | str) -> str:
-    """``path`` as printable text: undecodable bytes and control characters escaped.
-
-    A file name may hold bytes that are not UTF-8 (kept by Python as surrogate escapes) or a
-    newline; printed raw they raise ``UnicodeEncodeError`` or forge a second output line.
-    """
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """pytest-benchmark's summary of one benchmark, seconds per round."""
-
-    min: float
-    max: float
-    mean: float
-    stddev: float
-    median: float
-    rounds: int
-    iqr: float | None = None
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """One benchmark of one run."""
-
-    case_id: str
-    name: str
-    summary: Summary
-    #: raw seconds per round (``--benchmark-save-data``), None when only the summary was saved
-    samples: tuple[float, ...] | None
-    extra: Mapping[str, Any]
-    timer: str | None
-
-    def summary_stats(self) -> SummaryStats:
-        s = self.summary
-        return SummaryStats(median=s.median, mean=s.mean, stddev=s.stddev, rounds=s.rounds, iqr=s.iqr)
-
-    @property
-    def items_per_round(self) -> int:
-        value = self.extra.get("items_per_round")
-        return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
-
-    @property
-    def items_per_s(self) -> float:
-        recorded = self.extra.get("items_per_s")
-        if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 < recorded < math.inf:
-            return float(recorded)
-        return self.items_per_round / self.summary.median
-
-    def field(self, name: str) -> str:
-        """A case field (technique, model, variant, device, …) from extra_info or the case id."""
-        value = self.extra.get(name)
-        if value is not None:
-            return str(value)
-        if name == "technique":
-            return self.case_id.split("/", 1)[0] if "/" in self.case_id else "-"
-        return "-"
-
-    @property
-    def invalid_reason(self) -> str | None:
-        """Why the record says its load was not what was asked (served cases' self-check), or None."""
-        if self.extra.get("valid") is not False:
-            return None
-        return str(self.extra.get("invalid_reason") or "the client's self-check failed")
-
-    @property
-    def contended(self) -> bool:
-        """The record says other work competed for the machine during the timed rounds."""
-        contention = self.extra.get("contention")
-        return isinstance(contention, Mapping) and contention.get("contended") is True
-
-
-@dataclass(frozen=True)
-class Run:
-    """One pytest-benchmark JSON file."""
-
-    path: Path
-    label: str
-    machine: Mapping[str, Any]
-    commit: Mapping[str, Any]
-    when: datetime | None
-    benchmarks: Mapping[str, Benchmark] = field(default_factory=dict)
-
-    @property
-    def inferperf_machine(self) -> Mapping[str, Any]:
-        value = self.machine.get("inferperf")
-        return value if isinstance(value, Mapping) else {}
-
-    @property
-    def machine_id(self) -> str:
-        return str(self.machine.get("node") or "unknown")
-
-    def relabelled(self, label: str) -> "Run":
-        return replace(self, label=label)
-
-
-@dataclass
-class LoadReport:
-    runs: list[Run]
-    #: files inside folders that were skipped, with the reason (explicit files raise instead)
-    skipped: list[str]
-    #: every file read (loaded or skipped): what an output must never overwrite
-    inputs: list[Path] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,10 +247,6 @@ def check_run(data: Any, path: Path, label: str | None = None) -> tuple[Run | No
         benchmarks[bench.case_id] = bench
     if problems.lines:
         return None, problems.lines
-    from inferperf.analysis import metric
-
-    if metric.active() is not None:  # --metric: each case judged on its per-round values of that key
-        benchmarks = metric.as_metric(benchmarks, metric.active())  # type: ignore[arg-type]
     run = Run(path=path, label=label or _default_label(path), machine=machine, commit=commit, when=_when(when), benchmarks=benchmarks)
     return run, []
 

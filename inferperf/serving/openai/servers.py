@@ -17,11 +17,10 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from inferperf.serving.openai_client import Dialect
+from inferperf.serving.endpoints import OpenAIEndpoint
 from inferperf.serving.process import LOCALHOST, ServerProcess, free_port
 
 #: continuous batching's paged KV cache: blocks of this many tokens ...
@@ -30,40 +29,6 @@ CB_BLOCK_TOKENS = 64
 CB_BLOCKS = 64
 #: ... and at most this many tokens in one forward (a prompt longer than this is prefilled in parts)
 CB_MAX_BATCH_TOKENS = 512
-
-
-@dataclass(frozen=True)
-class OpenAIEndpoint:
-    """Where an OpenAI-compatible server answers, which model to ask for, and how to force lengths."""
-
-    base_url: str  # http://host:port/v1
-    model: str
-    dialect: Dialect
-    server: str
-    owned: bool = True
-
-
-OPENAI_SCHEME = "openai+"
-
-
-def is_openai_url(value: str | None) -> bool:
-    return bool(value) and value.strip().startswith(OPENAI_SCHEME)  # type: ignore[union-attr]
-
-
-def parse_openai_url(value: str, model: str | None) -> OpenAIEndpoint:
-    """``--served-url openai+http://host:port/v1`` (with ``--served-model NAME``) -> the endpoint."""
-    text = value.strip()
-    if not text.startswith(OPENAI_SCHEME):
-        raise ValueError(f"--served-url: an OpenAI-compatible endpoint is written openai+http://host:port/v1, got {value!r}")
-    url = text[len(OPENAI_SCHEME):].rstrip("/")
-    scheme, sep, rest = url.partition("://")
-    if scheme not in ("http", "https") or not sep or not rest.split("/", 1)[0].strip(":"):
-        raise ValueError(f"--served-url: expected openai+http://host:port/v1, got {value!r}")
-    if not url.endswith("/v1"):
-        url += "/v1"
-    if not model:
-        raise ValueError("--served-model: an OpenAI-compatible --served-url needs the model name its server serves")
-    return OpenAIEndpoint(url, model, "openai", "--served-url", owned=False)
 
 
 def _answers(base_url: str, health_path: str | None) -> bool:

@@ -95,12 +95,6 @@ def make_client(protocol: str, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
 # Load: through the suite's one load generator (inferperf.serving.loadgen)
 
 
-def latency_percentiles(latencies_s: list[float]) -> dict[str, float]:
-    """p50/p90/p99 of raw request latencies (linear interpolation between order statistics)."""
-    p50, p90, p99 = np.percentile(np.asarray(latencies_s, dtype=np.float64), [50, 90, 99])
-    return {"latency_p50_s": float(p50), "latency_p90_s": float(p90), "latency_p99_s": float(p99)}
-
-
 def triton_load(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
     """A ``LoadRunner`` sending batch-1 classifications of ``model`` at ``url`` (gRPC): closed loop
     (N streams back to back) or open loop, as the rounds ask."""

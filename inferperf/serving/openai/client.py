@@ -19,16 +19,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from inferperf.analysis.served import ServedRequest
+from inferperf.metrics.requests import ServedRequest
+from inferperf.serving.endpoints import Dialect
 
-#: how the output length is forced: ``transformers`` (``transformers serve``: a ``generation_config``
-#: JSON with ``min_new_tokens``), ``openai`` (vLLM/SGLang's ``min_tokens`` + ``ignore_eos`` and
-#: per-chunk usage; dropped after a 4xx answer to them), ``llamacpp`` (llama-cpp-python's server:
-#: its default ``repeat_penalty`` of 1.1 would make temperature 0 something other than greedy),
-#: ``plain`` (standard fields only)
-Dialect = Literal["transformers", "openai", "llamacpp", "plain"]
 CONNECT_TIMEOUT_S = 5.0
 
 

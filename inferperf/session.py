@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from inferperf import SCHEMA_VERSION
 from inferperf.cases import Case, Device
+from inferperf.energy import meter_for
 from inferperf.hardware import (
     Calibration,
     calibrate,
@@ -26,7 +26,7 @@ from inferperf.hardware import (
     torch_build_info,
     torchao_pairing_record,
 )
-from inferperf.energy import meter_for
+from inferperf.record.keys import SCHEMA_VERSION
 from inferperf.settings import Settings
 
 

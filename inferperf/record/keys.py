@@ -1,10 +1,10 @@
 """The record's keys: one typed registry, in the manner of pyperf's ``_metadata.py``.
 
 Every key inferperf adds to pytest-benchmark's JSON is declared here once, with its type, its
-unit and its meaning. The writer (``inferperf.measure``, ``inferperf.record``) fills keys by these
+unit and its meaning. The writer (``inferperf.measure``, ``inferperf.session``) fills keys by these
 names, the loader checks the type of every key it meets, ``inferperf validate`` checks that every
 required key is present, and the key tables of the documentation (``docs/record.md``) are
-rendered from this registry (``python -m inferperf.analysis.schema docs/record.md`` rewrites them;
+rendered from this registry (``python -m inferperf.record.keys docs/record.md`` rewrites them;
 ``tests/test_readme.py`` fails when they differ). Units are in the names: ``_s`` seconds, ``_bytes`` bytes, ``_per_s`` per second,
 ``_fraction`` a ratio in 0..1, ``_j`` joules, ``_w`` watts, ``_usd`` US dollars.
 """
@@ -17,6 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
+
+#: Version of the keys inferperf adds to pytest-benchmark's JSON (``machine_info["inferperf"]``
+#: and each benchmark's ``extra_info``). Bump when a key changes meaning or unit.
+SCHEMA_VERSION = 1
 
 Kind = Literal["str", "int", "number", "bool", "list", "object"]
 Constraint = Literal["", "positive", "nonnegative", "fraction"]
@@ -413,7 +417,7 @@ GENERATION: tuple[Key, ...] = (
     _key("model_bytes_note", "str", "—", "why `model_bytes` is null (torchao's int4 prototype tensors cannot be saved)"),
 )
 
-#: technique 6 served (``generation/…-served_<server>_<load>…``), ``inferperf.analysis.served``:
+#: technique 6 served (``generation/…-served_<server>_<load>…``), ``inferperf.metrics.served``:
 #: latency from the send and from the scheduled time, goodput, the client's self-check
 SERVED: tuple[Key, ...] = (
     _key("served_model", "str", "—", "served generation: the model name the requests asked for (`--served-model`, or the served directory)"),
@@ -472,7 +476,7 @@ def key_problems(keys: Mapping[str, Key], values: Mapping[str, Any], where: str,
         key = keys.get(name)
         if key is None:
             if require:
-                problems.append(f"{where}.{name} is not documented (add it to inferperf/analysis/schema.py)")
+                problems.append(f"{where}.{name} is not documented (add it to inferperf/record/keys.py)")
             continue
         problem = key.problem(value)
         if problem:
@@ -520,9 +524,9 @@ def render_readme(text: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m inferperf.analysis.schema docs/record.md``: rewrite the key tables in place."""
+    """``python -m inferperf.record.keys docs/record.md``: rewrite the key tables in place."""
     if len(argv) != 1:
-        print("usage: python -m inferperf.analysis.schema docs/record.md", file=sys.stderr)
+        print("usage: python -m inferperf.record.keys docs/record.md", file=sys.stderr)
         return 2
     path = Path(argv[0])
     path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from inferperf.analysis.load import read_run, shown
-from inferperf.analysis.schema import (
+from inferperf.record.keys import (
     EXTRA_INFO_KEYS,
     MACHINE_KEYS,
     MEASURED_KEYS,
     key_problems,
 )
+from inferperf.record.load import read_run
+from inferperf.text import shown
 
 
 def validate_run(path: Path) -> list[str]:

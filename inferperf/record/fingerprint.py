@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from inferperf.analysis.values import as_list, as_mapping
+from inferperf.record.values import as_list, as_mapping
 
 #: CPU flags (as /proc/cpuinfo and py-cpuinfo spell them) that change which kernels run fast
 ISA_FLAGS: tuple[str, ...] = (

@@ -11,44 +11,16 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from inferperf.serving.host import ACCESS_TOKEN_ENV
-from inferperf.serving.models import ServedModel, write_manifest
-from inferperf.serving.process import LOCALHOST, ServerProcess, ServerStartError, free_port, port_is_free, tail
-
-__all__ = ["Endpoint", "ServerStartError", "TritonHost", "choose_ports", "free_port", "parse_served_url", "port_is_free", "tail"]
+from inferperf.serving.endpoints import TritonEndpoint
+from inferperf.serving.process import LOCALHOST, ServerProcess, free_port, port_is_free
+from inferperf.serving.triton.host import ACCESS_TOKEN_ENV
+from inferperf.serving.triton.models import ServedModel, write_manifest
 
 #: the header Triton checks for its protected endpoints (statistics, model repository, …)
 ACCESS_HEADER = "triton-access-token"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a KServe-v2 server answers: ``host:port`` for each protocol it offers."""
-
-    http: str | None
-    grpc: str | None
-    #: started by this session (False: ``--served-url``, someone else's server)
-    owned: bool = True
-
-    def url(self, protocol: str) -> str | None:
-        return {"http": self.http, "grpc": self.grpc}[protocol]
-
-
-def parse_served_url(value: str) -> Endpoint:
-    """``--served-url``: comma list of ``grpc://host:port`` and/or ``http://host:port``."""
-    urls: dict[str, str] = {}
-    for part in (p.strip() for p in value.split(",") if p.strip()):
-        scheme, sep, address = part.partition("://")
-        if not sep or scheme not in ("grpc", "http") or ":" not in address:
-            raise ValueError(f"--served-url: expected grpc://host:port and/or http://host:port, got {part!r}")
-        urls[scheme] = address.rstrip("/")
-    if not urls:
-        raise ValueError("--served-url: no endpoint given")
-    return Endpoint(http=urls.get("http"), grpc=urls.get("grpc"), owned=False)
 
 
 def choose_ports(preferred: Sequence[int | None] = (None, None, None)) -> tuple[int, int, int]:
@@ -93,7 +65,7 @@ class TritonHost:
         self.preferred_ports = tuple(ports)
         self.server = ServerProcess("the Triton host", start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
         self.models: tuple[ServedModel, ...] = ()
-        self.endpoint: Endpoint | None = None
+        self.endpoint: TritonEndpoint | None = None
         self.starts = 0
         self.access_token = secrets.token_urlsafe(24)
 
@@ -105,28 +77,28 @@ class TritonHost:
     def log_path(self) -> Path | None:
         return self.server.log_path
 
-    def ensure(self, models: Sequence[ServedModel]) -> Endpoint:
+    def ensure(self, models: Sequence[ServedModel]) -> TritonEndpoint:
         """Serve exactly ``models``, restarting the host when the set changes."""
         if self.endpoint is not None and self.server.alive() and tuple(models) == self.models:
             return self.endpoint
         self.stop()
         return self.start(models)
 
-    def start(self, models: Sequence[ServedModel]) -> Endpoint:
+    def start(self, models: Sequence[ServedModel]) -> TritonEndpoint:
         self.starts += 1
         run_dir = self.workspace / f"host{self.starts:03d}"
         run_dir.mkdir(parents=True, exist_ok=True)
         manifest = write_manifest(models, run_dir / "manifest.json")
         http, grpc, metrics = choose_ports(self.preferred_ports)
         command = [
-            sys.executable, "-m", "inferperf.serving.host", "--manifest", str(manifest),
+            sys.executable, "-m", "inferperf.serving.triton.host", "--manifest", str(manifest),
             "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
             "--workspace", str(run_dir / "pytriton"),
         ]
         if self.threads:
             command += ["--threads", str(self.threads)]
         env = {**os.environ, ACCESS_TOKEN_ENV: self.access_token}
-        endpoint = Endpoint(http=f"{LOCALHOST}:{http}", grpc=f"{LOCALHOST}:{grpc}")
+        endpoint = TritonEndpoint(http=f"{LOCALHOST}:{http}", grpc=f"{LOCALHOST}:{grpc}")
         self.server.launch(command, run_dir / "host.log", lambda: _ready(endpoint.http or "", models, timeout_s=2.0), env)
         self.models, self.endpoint = tuple(models), endpoint
         return endpoint

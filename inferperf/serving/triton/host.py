@@ -1,4 +1,4 @@
-"""The Triton host process: ``python -m inferperf.serving.host --manifest M --http-port ...``.
+"""The Triton host process: ``python -m inferperf.serving.triton.host --manifest M --http-port ...``.
 
 It loads every model of the manifest, binds each into NVIDIA Triton Inference Server through
 PyTriton (KServe v2 over gRPC and HTTP, on 127.0.0.1 only) and serves until SIGTERM/SIGINT.
@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from inferperf.serving.models import ServedModel, read_manifest
+from inferperf.serving.triton.models import ServedModel, read_manifest
 
 InferFn = Callable[[np.ndarray], np.ndarray]
 ACCESS_TOKEN_ENV = "INFERPERF_TRITON_TOKEN"
@@ -98,7 +98,7 @@ def python_library_path() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inferperf.serving.host")
+    parser = argparse.ArgumentParser(prog="python -m inferperf.serving.triton.host")
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, required=True)

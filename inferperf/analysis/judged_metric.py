@@ -4,7 +4,11 @@ A case that keeps per-round values (``extra_info.round_metrics[KEY]``, one per t
 generation and served cases) can be judged on any of them by ``compare``, ``history`` and ``ab``
 with the same statistics and verdicts as the round time. Each benchmark of a run is replaced by
 one whose "seconds per round" are that metric's per-round values; a case without the metric
-leaves the comparison (and is named on stderr once).
+leaves the comparison (and the command says how many did).
+
+A pure transform: ``judged_on(run, key)`` returns a new run and the cases it left out; the loader
+and the runs it returns are untouched, so a command applies it where it judges, and nothing else
+in the process changes what it reads.
 
 Direction: every statistic of the suite reads lower as better. A metric where higher is better
 (a name ending ``_per_s`` or ``_rps``, or ``good_fraction``) is judged on its reciprocal, so a
@@ -14,22 +18,18 @@ metric (the median of reciprocals is the reciprocal of the median).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import replace
-from typing import Iterator, Literal, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
+
+from inferperf.analysis.settings import SettingError
+from inferperf.record.run import Benchmark, Run, Summary
 
 Direction = Literal["lower", "higher"]
 _HIGHER_SUFFIXES = ("_per_s", "_rps")
 _HIGHER_NAMES = ("good_fraction",)
-
-#: the metric the loader turns runs into (None: the round time, as pytest-benchmark measured it)
-_active: str | None = None
-#: case ids left out for want of the metric, so the command can say so once
-left_out: set[str] = set()
-
 
 #: the per-round metrics cases record (technique 6 local: generation_metrics; served: round_summary)
 KNOWN: tuple[str, ...] = (
@@ -41,29 +41,11 @@ KNOWN: tuple[str, ...] = (
 def check_key(key: str) -> None:
     """A --metric the records cannot carry is bad input (UsageError: one line, exit 2)."""
     if key not in KNOWN:
-        from inferperf.analysis.settings import SettingError
-
         raise SettingError(f"--metric: {key!r} is not a per-round metric; known: {', '.join(KNOWN)}")
 
 
 def direction(key: str) -> Direction:
     return "higher" if key.endswith(_HIGHER_SUFFIXES) or key in _HIGHER_NAMES else "lower"
-
-
-def active() -> str | None:
-    return _active
-
-
-@contextlib.contextmanager
-def judging(key: str | None) -> Iterator[None]:
-    """Within this block every run the loader reads is judged on ``key`` (None: round time)."""
-    global _active
-    before, _active = _active, key
-    left_out.clear()
-    try:
-        yield
-    finally:
-        _active = before
 
 
 def per_round_values(extra: Mapping[str, object], key: str) -> tuple[float, ...] | None:
@@ -78,25 +60,44 @@ def per_round_values(extra: Mapping[str, object], key: str) -> tuple[float, ...]
     return tuple(1.0 / v for v in kept) if direction(key) == "higher" else tuple(kept)
 
 
-def as_metric(benchmarks: dict, key: str) -> dict:
-    """``benchmarks`` (case id -> Benchmark) with their samples and summary replaced by ``key``'s."""
-    from inferperf.analysis.load import Summary
+@dataclass(frozen=True)
+class Judged:
+    """Runs as judged on a metric, and the cases left out for want of it."""
 
-    judged = {}
-    for case_id, bench in benchmarks.items():
-        values = per_round_values(bench.extra, key)
-        if values is None:
-            left_out.add(case_id)
-            continue
-        array = np.asarray(values)
-        q1, q3 = np.percentile(array, [25, 75])
-        summary = Summary(min=float(array.min()), max=float(array.max()), mean=float(array.mean()),
-                          stddev=float(array.std(ddof=1)) if len(array) > 1 else 0.0, median=float(np.median(array)),
-                          rounds=len(array), iqr=float(q3 - q1))
-        # items/s is the round's own notion: a metric has one item per round
-        extra = {**bench.extra, "items_per_round": 1, "items_per_s": None, "judged_metric": key}
-        judged[case_id] = replace(bench, samples=values, summary=summary, extra=extra)
-    return judged
+    runs: list[Run]
+    left_out: frozenset[str]
+
+
+def _judged_benchmark(bench: Benchmark, key: str) -> Benchmark | None:
+    values = per_round_values(bench.extra, key)
+    if values is None:
+        return None
+    array = np.asarray(values)
+    q1, q3 = np.percentile(array, [25, 75])
+    summary = Summary(min=float(array.min()), max=float(array.max()), mean=float(array.mean()),
+                      stddev=float(array.std(ddof=1)) if len(array) > 1 else 0.0, median=float(np.median(array)),
+                      rounds=len(array), iqr=float(q3 - q1))
+    # items/s is the round's own notion: a metric has one item per round
+    extra = {**bench.extra, "items_per_round": 1, "items_per_s": None, "judged_metric": key}
+    return replace(bench, samples=values, summary=summary, extra=extra)
+
+
+def judged_on(runs: Sequence[Run], key: str | None) -> Judged:
+    """``runs`` with every benchmark's samples and summary replaced by ``key``'s per-round values
+    (``key`` None: the runs as they are). A case without the metric is dropped and named."""
+    if key is None:
+        return Judged(list(runs), frozenset())
+    judged, left_out = [], set()
+    for run in runs:
+        kept = {}
+        for case_id, bench in run.benchmarks.items():
+            new = _judged_benchmark(bench, key)
+            if new is None:
+                left_out.add(case_id)
+            else:
+                kept[case_id] = new
+        judged.append(replace(run, benchmarks=kept))
+    return Judged(judged, frozenset(left_out))
 
 
 def describe(key: str) -> str:

@@ -16,9 +16,11 @@ the local benchmarks, the served ones and ``inferperf report`` compute the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
+
+from inferperf.metrics.distribution import percentile
 
 #: percentiles of per-token latency the record carries
 TOKEN_PERCENTILES = (50, 90, 99)
@@ -69,11 +71,6 @@ class RequestTiming:
             gaps.extend([share] * (end - index + 1))
             index = end + 1
         return gaps
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (linear interpolation, numpy's default), None for no values."""
-    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else None
 
 
 def _median(values: Iterable[float | None]) -> float | None:

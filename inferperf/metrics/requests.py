@@ -1,0 +1,117 @@
+"""What a served round is made of: one record per request, the load that was offered, the round.
+
+The load generator (``inferperf.serving.loadgen``) fills these as requests go out and come back;
+the metrics (``inferperf.metrics.served``) and the self-check (``inferperf.metrics.self_check``)
+read them. Times are seconds on the generator's clock (``time.perf_counter``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inferperf.metrics.generation import RequestTiming
+
+
+@dataclass
+class ServedRequest:
+    """What one request did, in seconds on the load generator's clock (``time.perf_counter``)."""
+
+    index: int
+    #: when the arrival schedule said to send it (closed loop: when its stream became free)
+    scheduled_s: float
+    prompt_tokens_client: int | None = None
+    #: when the generator's loop got to it (its lag behind the schedule is the client's fault)
+    dispatched_s: float | None = None
+    #: when it went out, after any wait for an in-flight slot (that wait is client queueing delay)
+    send_s: float | None = None
+    first_byte_s: float | None = None
+    chunk_times_s: list[float] = field(default_factory=list)
+    chunk_tokens: list[int] = field(default_factory=list)
+    done_s: float | None = None
+    prompt_tokens_server: int | None = None
+    completion_tokens_server: int | None = None
+    #: tokens the client's tokenizer counted in the streamed text (None: no tokenizer, one per chunk)
+    completion_tokens_client: int | None = None
+    finish_reason: str | None = None
+    status: int | None = None
+    error: str | None = None
+    warmup: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.done_s is not None and self.send_s is not None
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated: the server's ``usage`` when it gave one, else the chunks' counts."""
+        if self.completion_tokens_server is not None:
+            return self.completion_tokens_server
+        return sum(self.chunk_tokens)
+
+    @property
+    def token_count_mismatch(self) -> bool:
+        """The client tokenizer's count differs from the server's ``usage`` (either side present)."""
+        client, server = self.completion_tokens_client, self.completion_tokens_server
+        prompt_client, prompt_server = self.prompt_tokens_client, self.prompt_tokens_server
+        return (client is not None and server is not None and client != server) or (
+            prompt_client is not None and prompt_server is not None and prompt_client != prompt_server
+        )
+
+    def token_times_s(self) -> tuple[float, ...]:
+        """One time per generated token: each chunk's arrival repeated for the tokens it carried.
+
+        When the server's count exceeds the chunks' (tokens that produced no text of their own,
+        e.g. an unfinished UTF-8 sequence at the end), the rest arrived with the last chunk."""
+        times: list[float] = []
+        for arrived, tokens in zip(self.chunk_times_s, self.chunk_tokens):
+            times.extend([arrived] * tokens)
+        missing = self.completion_tokens - len(times)
+        if missing > 0 and times:
+            times.extend([times[-1]] * missing)
+        return tuple(times)
+
+    def timing(self, reference: str = "send") -> RequestTiming | None:
+        """The request's token times against its send or its scheduled time (None if it failed)."""
+        if not self.ok:
+            return None
+        start = self.send_s if reference == "send" else self.scheduled_s
+        return RequestTiming(start_s=start, token_times_s=self.token_times_s(), prompt_tokens=self.prompt_tokens_server or 0)  # type: ignore[arg-type]
+
+    def e2e_s(self, reference: str = "send") -> float | None:
+        if not self.ok:
+            return None
+        start = self.send_s if reference == "send" else self.scheduled_s
+        return self.done_s - start  # type: ignore[operator]
+
+    def chunk_gaps_s(self) -> list[float]:
+        times = [t for t, n in zip(self.chunk_times_s, self.chunk_tokens) if n > 0]
+        return [b - a for a, b in zip(times, times[1:])]
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """What a round offered: the load mode and its parameters (recorded under ``load``)."""
+
+    mode: str  # "closed", "constant", "poisson"
+    concurrency: int | None = None
+    rate_rps: float | None = None
+    max_in_flight: int | None = None
+    seed: int | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.mode != "closed"
+
+    def as_record(self) -> dict[str, object]:
+        labels = {"closed": "closed loop", "constant": "open loop, constant arrivals", "poisson": "open loop, Poisson arrivals"}
+        return {"mode": self.mode, "label": labels[self.mode], "concurrency": self.concurrency,
+                "rate_rps": self.rate_rps, "max_in_flight": self.max_in_flight, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class RoundLoad:
+    """One round's requests (warm-ups excluded by the caller) and the client's own cost."""
+
+    requests: tuple[ServedRequest, ...]
+    client_cpu_s: float
+    wall_s: float
