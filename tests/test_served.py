@@ -82,12 +82,12 @@ def test_self_check_marks_a_lagging_client_invalid() -> None:
     for i, offset in enumerate(arrival_offsets(point, 20)):
         r = _request(i, offset, offset, [offset + 0.05])
         requests.append(r)
-    assert self_check(requests, point, 0.01, 2.0, 0.05, 0.05)["valid"]
+    assert self_check(RoundLoad(tuple(requests), 0.01, 2.0), point, 0.05, 0.05)["valid"]
     for i, r in enumerate(requests):  # the client fell behind: each arrival later than the last
         r.dispatched_s = r.scheduled_s + 0.05 * i
-    check = self_check(requests, point, 0.01, 2.0, 0.05, 0.05)
+    check = self_check(RoundLoad(tuple(requests), 0.01, 2.0), point, 0.05, 0.05)
     assert not check["valid"] and "lag" in check["invalid_reason"]
-    assert not self_check(requests[:2], point, 1.9, 2.0, 0.05, 0.05)["valid"]  # a saturated client
+    assert not self_check(RoundLoad(tuple(requests[:2]), 1.9, 2.0), point, 0.05, 0.05)["valid"]  # a saturated client
 
 
 def test_percentile_interval_brackets_the_percentile() -> None:
@@ -145,14 +145,10 @@ def sse_server(tmp_path_factory: pytest.TempPathFactory):
 
 def _run(base: str, prompts: list[str], point: LoadPoint, tokens: int = 4, timeout_s: float = 20.0) -> RoundLoad:
     from inferperf.serving.loadgen import LoadRunner
-    from inferperf.serving.openai.client import (
-        CompletionRequest,
-        OpenAIStreamClient,
-        openai_sender,
-    )
+    from inferperf.serving.openai.client import CompletionRequest, OpenAIStreamClient
 
     client = OpenAIStreamClient(base, "test-model", "plain", timeout_s=timeout_s)
-    runner = LoadRunner(lambda: openai_sender(client), timeout_s=timeout_s)
+    runner = LoadRunner(client, timeout_s=timeout_s)
     try:
         return runner.run([CompletionRequest(p, tokens) for p in prompts], point)
     finally:
@@ -207,7 +203,6 @@ def test_a_server_killed_mid_round_costs_its_requests_not_the_run(tmp_path: Path
         CompletionRequest,
         OpenAIStreamClient,
         list_models,
-        openai_sender,
     )
     from inferperf.serving.process import ServerProcess, free_port
 
@@ -225,7 +220,7 @@ def test_a_server_killed_mid_round_costs_its_requests_not_the_run(tmp_path: Path
     env = {**__import__("os").environ, "INFERPERF_TEST_TOKEN_S": "0.05"}
     server.launch([sys.executable, str(HERE / "sse_server.py"), str(port)], tmp_path / "sse.log", ready, env)
     client = OpenAIStreamClient(base, "test-model", "plain", timeout_s=10)
-    runner = LoadRunner(lambda: openai_sender(client), timeout_s=10)
+    runner = LoadRunner(client, timeout_s=10)
     try:
         killer = subprocess.Popen([sys.executable, "-c", f"import os, signal, time; time.sleep(0.4); os.kill({server.pid}, signal.SIGKILL)"])
         rnd = runner.run([CompletionRequest("normal", 20)] * 4, LoadPoint("closed", concurrency=2))
@@ -274,12 +269,11 @@ def test_transformers_serve_gives_the_local_greedy_tokens(tmp_path: Path) -> Non
         from inferperf.serving.openai.client import (
             CompletionRequest,
             OpenAIStreamClient,
-            openai_sender,
         )
 
         count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
         client = OpenAIStreamClient(endpoint.base_url, endpoint.model, endpoint.dialect, count)
-        runner = LoadRunner(lambda: openai_sender(client))
+        runner = LoadRunner(client)
         try:
             rnd = runner.run([CompletionRequest(prompt, 12, 64)] * 2, LoadPoint("closed", concurrency=1))
         finally:

@@ -36,6 +36,20 @@ class ServedRequest:
     status: int | None = None
     error: str | None = None
     warmup: bool = False
+    #: where the arrival stamps come from: "kernel" (the socket's receive time) or "user" (when
+    #: the client's loop read the bytes)
+    stamp_source: str = "user"
+    #: per read of the response, how long the bytes had waited in the socket before the client's
+    #: loop read them (user-space stamp − kernel stamp): the receive side's lag
+    receive_lags_s: list[float] = field(default_factory=list)
+    #: token chunks that arrived in one read with a later chunk: their stamp is the later one's
+    shared_read_chunks: int = 0
+    #: per chunk, how much earlier than its stamp it may have arrived: 0 when the read's kernel stamp
+    #: is its own packet's, else the time since the connection's previous read (its bytes waited in
+    #: the socket behind a later chunk's); empty when the stamps are user-space only
+    chunk_slack_s: list[float] = field(default_factory=list)
+    #: the wire's raw exchange until the client parses it after the round (not part of the record)
+    raw: object = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -115,3 +129,6 @@ class RoundLoad:
     requests: tuple[ServedRequest, ...]
     client_cpu_s: float
     wall_s: float
+    #: how late the client's event loop woke for a short timer, sampled through the round: how busy
+    #: the loop was, the same for sends and reads
+    loop_lags_s: tuple[float, ...] = ()

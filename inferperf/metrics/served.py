@@ -140,7 +140,7 @@ def request_metrics(rounds: Sequence[RoundLoad], point: LoadPoint, reported: Seq
     }
     window = _window_s(rounds)
     judged = distribution(reported if reported is not None else e2e_send)  # type: ignore[arg-type]
-    checks = [self_check(rnd.requests, point, rnd.client_cpu_s, rnd.wall_s, value(judged, "p50"), value(judged, "p99")) for rnd in rounds]
+    checks = [self_check(rnd, point, value(judged, "p50"), value(judged, "p99")) for rnd in rounds]
     worst = worst_check(checks)
     return {
         "load": point.as_record(),

@@ -451,11 +451,15 @@ SERVED: tuple[Key, ...] = (
     _key("good_fraction", "number", "0..1", "served: requests meeting every SLO bound / requests sent", constraint="fraction"),
     _key(
         "self_check", "object", "—",
-        "served: the client's check of itself, worst round — `achieved_rate_rps` vs `schedule_rate_rps`, `dispatch_lag_p50_s`/"
-        "`dispatch_lag_p99_s` (when the generator got to a request − its scheduled time), `lag_bound_p99_s`, "
+        "served: the client's check of itself, worst round — send side: `achieved_rate_rps` vs `schedule_rate_rps`, `dispatch_lag_p50_s`/"
+        "`dispatch_lag_p99_s` (when the generator got to a request − its scheduled time), `lag_bound_p99_s`; receive side: "
+        "`stamp_source` (`kernel`: the socket's receive stamps, `user`: when the loop read), `receive_lag_p50_s`/`receive_lag_p99_s` "
+        "(user-space − kernel stamp per read), `loop_lag_p99_s` (lateness of a 5 ms timer), `shared_read_chunk_fraction` (chunks "
+        "read together with a later one), `ttft_p50_stamp_error_bound_s`, `ttft_p99_stamp_error_bound_s`, `itl_p50_stamp_error_bound_s`, "
+        "`itl_p99_stamp_error_bound_s` (how far the reported percentiles can be from the truth, s); "
         "`client_cpu_fraction` (client CPU time / wall), `valid`, `invalid_reason`",
     ),
-    _key("valid", "bool", "—", "served: the client kept its schedule (achieved ≥ 95% of the schedule's rate, lag within bounds, client below 90% of a core); false: not the server's latency"),
+    _key("valid", "bool", "—", "served: the client kept its schedule (achieved ≥ 95% of the schedule's rate, lag within bounds), its stamps were good to the fidelity bound (1 ms at p50, 5 ms at p99) and it stayed below 90% of a core; false: not the server's latency"),
     _key("invalid_reason", "str", "—", "served: why `valid` is false"),
     _key("max_rate_meeting_slo_rps", "number", "requests/s", "served capacity: the highest Poisson rate probed whose p99 TTFT (from the schedule) and p99 TPOT met the SLO (null: not even the lowest)", constraint="nonnegative"),
     _key("capacity_probes", "list", "—", "served capacity: each probed rate with `meets_slo`, its p99s, error rate and validity"),

@@ -1,7 +1,8 @@
 """The one load generator of served benchmarks: arrival schedule, in-flight cap, per-request records.
 
-A round sends a fixed number of requests through a ``Sender`` — the OpenAI-compatible streaming
-client or the Triton client, so two servers differ only in their client — in one of two modes:
+A round sends a fixed number of requests through a ``LoadClient`` — the OpenAI-compatible
+streaming client or the Triton client, so two servers differ only in their client — in one of two
+modes:
 
 - **closed loop**: ``concurrency`` streams, each sending its next request when its last one ends
   (the scheduled time of a request is when its stream became free: there is no schedule to lag);
@@ -14,16 +15,19 @@ client or the Triton client, so two servers differ only in their client — in o
 
 Every request is bounded by ``timeout_s`` and recorded whatever happens (a timeout, a refused
 connection, a cut stream are errors in its record, never a dropped request). The client's CPU
-time over the round is measured so ``inferperf.metrics.served.self_check`` can say when the
-client, not the server, set the pace.
+time over the round and how late its loop wakes (a short timer sampled through the round) are
+measured so ``inferperf.metrics.self_check`` can say when the client, not the server, set the
+pace or the stamps. What is not sending or receiving — parsing the streams, counting tokens — is
+the client's ``complete`` step, after the round's clock has stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -32,6 +36,21 @@ from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
 #: a client's send: fills ``record`` (send time, chunks, usage, done, error) and never raises
 Sender = Callable[[ServedRequest, Any], Awaitable[None]]
 DEFAULT_TIMEOUT_S = 60.0
+#: the loop-lag probe's period: a timer this short, its lateness sampled through the round
+LAG_PROBE_S = 0.005
+
+
+class LoadClient(Protocol):
+    """What the generator drives: ``open`` before the first round, ``send`` one request (fills its
+    record, never raises), ``complete`` the round's records after the round (parse, count), ``close``."""
+
+    async def open(self) -> None: ...
+
+    async def send(self, record: ServedRequest, payload: Any) -> None: ...
+
+    def complete(self, records: Sequence[ServedRequest]) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def arrival_offsets(point: LoadPoint, count: int) -> list[float]:
@@ -106,19 +125,49 @@ async def _open_loop(send: Sender, records: list[ServedRequest], payloads: Seque
     await asyncio.gather(*tasks)
 
 
-async def run_round_async(send: Sender, payloads: Sequence[Any], point: LoadPoint, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+async def _probe_loop_lag(lags: list[float], period_s: float = LAG_PROBE_S) -> None:
+    """Sleep ``period_s`` over and over, noting how late each wake-up came (until cancelled)."""
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(period_s)
+        lags.append(max(0.0, time.perf_counter() - asked - period_s))
+
+
+async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: LoadPoint, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                           prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
     """Send ``payloads`` (one request each) under ``point``'s load; every request comes back recorded."""
     records = [
         ServedRequest(index=i, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None)
         for i in range(len(payloads))
     ]
+    lags: list[float] = []
+    probe = asyncio.ensure_future(_probe_loop_lag(lags))
+    # no cyclic collection while the load runs: a full pass over a session's objects stalled the
+    # loop 40 ms at 256 streams (every chunk read in that window shared a later stamp)
+    collecting = gc.isenabled()
+    gc.disable()
     cpu_before, wall_before = time.process_time(), time.perf_counter()
-    if point.open_loop:
-        await _open_loop(send, records, payloads, point, timeout_s)
-    else:
-        await _closed_loop(send, records, payloads, point.concurrency or 1, timeout_s)
-    return RoundLoad(tuple(records), time.process_time() - cpu_before, time.perf_counter() - wall_before)
+    try:
+        if point.open_loop:
+            await _open_loop(client.send, records, payloads, point, timeout_s)
+        else:
+            await _closed_loop(client.send, records, payloads, point.concurrency or 1, timeout_s)
+    finally:
+        cpu_s, wall_s = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        probe.cancel()
+        if collecting:
+            gc.enable()
+    client.complete(records)  # after the round: parsing and counting are not the load's
+    return RoundLoad(tuple(records), cpu_s, wall_s, tuple(lags))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (a faster loop is a faster client), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @dataclass
@@ -126,19 +175,19 @@ class LoadRunner:
     """Runs rounds on one event loop that outlives them (a client's connections stay open between
     rounds, as a long-running client's would); ``close`` ends the client and the loop."""
 
-    make_sender: Callable[[], Awaitable[tuple[Sender, Callable[[], Awaitable[None]]]]]
+    client: LoadClient
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.send, self._close = self.loop.run_until_complete(self.make_sender())
+        self.loop = new_event_loop()
+        self.loop.run_until_complete(self.client.open())
 
     def run(self, payloads: Sequence[Any], point: LoadPoint, prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
-        return self.loop.run_until_complete(run_round_async(self.send, payloads, point, timeout_s=self.timeout_s, prompt_tokens=prompt_tokens))
+        return self.loop.run_until_complete(run_round_async(self.client, payloads, point, timeout_s=self.timeout_s, prompt_tokens=prompt_tokens))
 
     def close(self) -> None:
         try:
-            self.loop.run_until_complete(self._close())
+            self.loop.run_until_complete(self.client.close())
         finally:
             self.loop.close()
 

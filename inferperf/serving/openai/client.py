@@ -1,30 +1,41 @@
-"""An async streaming client of OpenAI-compatible ``/v1/completions`` (vLLM, SGLang, TGI, llama.cpp,
-``transformers serve``), built on httpx.
+"""The streaming client of OpenAI-compatible ``/v1/completions`` (vLLM, SGLang, TGI, llama.cpp,
+``transformers serve``), on the suite's own receive path (``inferperf.serving.wire``).
 
-Why httpx: one well-kept library with an asyncio client, connection pooling with explicit limits
-(the pool must never be what queues a request), streamed bodies read line by line, and typed
-timeouts; ``transformers[serving]`` already installs it (through ``openai``). The ``openai``
-package itself is not used: its client hides when each chunk arrived behind its own parsing and
-retries, and a benchmark must see every byte's time and every failure.
+Why not an HTTP library: held against a server that logs when it really wrote each token
+(``tests/truth_server.js``), httpx stamped arrivals late by the time its own parsing and the
+event loop took — +11 ms at the median TTFT and 3x at p99 with 16 streams — and topped out below
+1,500 tokens/s on a core. Here a request is prebuilt bytes written on a keep-alive connection; a
+response is stamped per read by the kernel and in user space and kept as raw bytes; the events
+are parsed, their JSON read and their tokens counted in ``complete``, after the round
+(docs/techniques/served-generation.md, "The client", has the figures of each stack measured).
 
 A request records: send, first byte (the response headers), every chunk's arrival and how many
 tokens it carried, done; prompt and completion tokens from the server's ``usage`` and the client
-tokenizer's count beside them; ``finish_reason``, HTTP status and any error. Tokens per chunk
-come, best first, from a server that reports its running ``usage`` in every chunk (vLLM's
-``continuous_usage_stats``), else the client tokenizer on the chunk's text, else one per chunk.
+tokenizer's count beside them; ``finish_reason``, HTTP status and any error; where its stamps
+came from and how long its bytes waited in the socket. Tokens per chunk come, best first, from a
+server that reports its running ``usage`` in every chunk (vLLM's ``continuous_usage_stats``),
+else the client tokenizer on the chunk's text, else one per chunk.
+
+``complete_once`` (the served-vs-local agreement) and ``list_models`` are plain requests outside
+any measurement, on httpx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 from inferperf.metrics.requests import ServedRequest
 from inferperf.serving.endpoints import Dialect
+from inferperf.serving.wire import ConnectionPool, Exchange, post
 
 CONNECT_TIMEOUT_S = 5.0
+#: the end of a server-sent event: a blank line (sse-starlette writes CRLF line ends)
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass
@@ -34,11 +45,115 @@ class CompletionRequest:
     prompt: str
     max_tokens: int
     prompt_tokens: int | None = None
+    #: the request's bytes as each client sends them (built once, before the round)
+    wire: dict[tuple[str, str, str, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
+
+
+def request_body(model: str, request: CompletionRequest, dialect: Dialect, forcing: bool, *, stream: bool = True) -> dict[str, Any]:
+    """The JSON body: greedy, ``max_tokens``, and the dialect's way of forcing the output length."""
+    body: dict[str, Any] = {"model": model, "prompt": request.prompt, "max_tokens": request.max_tokens, "temperature": 0, "stream": stream}
+    if not forcing or dialect == "plain":
+        return body
+    if dialect == "llamacpp":
+        body["repeat_penalty"] = 1.0  # greedy as the local reference decodes (no output-length field exists)
+    elif dialect == "transformers":
+        # transformers serve takes extra settings as a whole GenerationConfig (JSON): greedy,
+        # exactly max_tokens new tokens, no end-of-sequence id (as the local variants force it)
+        body["generation_config"] = json.dumps({
+            "max_new_tokens": request.max_tokens, "min_new_tokens": request.max_tokens, "do_sample": False, "eos_token_id": -1,
+        })
+    else:
+        body.update(min_tokens=request.max_tokens, ignore_eos=True)
+        if stream:
+            body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+    return body
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class _StreamState:
+    counted: int = 0
+    running_usage: int = 0
+
+
+def _chunk(record: ServedRequest, data: str, arrived: float, state: _StreamState, count_tokens: Callable[[str], int] | None) -> bool:
+    """One ``data:`` payload into ``record``; False when the stream must stop (an error)."""
+    try:
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        record.error = f"request {record.index}: malformed stream chunk {data[:80]!r}"
+        return False
+    if "error" in chunk:
+        record.error = f"request {record.index}: the server's stream reported an error: {str(chunk['error'])[:200]}"
+        return False
+    choices = chunk.get("choices") or []
+    text = "".join(str(c.get("text") or (c.get("delta") or {}).get("content") or "") for c in choices if isinstance(c, dict))
+    usage = chunk.get("usage")
+    tokens: int | None = None
+    if isinstance(usage, dict):
+        record.prompt_tokens_server = _int(usage.get("prompt_tokens"))
+        completion = _int(usage.get("completion_tokens"))
+        if completion is not None:
+            if text:  # a running count in a chunk with text: the server says what it carried
+                tokens = completion - state.running_usage
+            state.running_usage = completion
+            record.completion_tokens_server = completion
+    if text:
+        client_tokens = count_tokens(text) if count_tokens else None
+        state.counted += client_tokens or 0
+        record.chunk_times_s.append(arrived)
+        record.chunk_tokens.append(tokens if tokens is not None else client_tokens if client_tokens is not None else 1)
+    finish = next((c.get("finish_reason") for c in choices if isinstance(c, dict) and c.get("finish_reason")), None)
+    if finish:
+        record.finish_reason = str(finish)
+    return True
+
+
+def parse_stream(record: ServedRequest, exchange: Exchange, count_tokens: Callable[[str], int] | None) -> None:
+    """A streamed response's events into ``record``: each chunk at the arrival of the read that
+    completed it, the server's usage, the client tokenizer's count, the finish reason or the error."""
+    state = _StreamState()
+    body = bytes(exchange.body)
+    start, chunk_reads = 0, []
+    kernel = any(k is not None for k in exchange.read_kernel_s)
+    for end in _EVENT_END.finditer(body):
+        read = min(exchange.read_of(end.end()), len(exchange.read_user_s) - 1)
+        arrived = exchange.arrival_s(read)
+        slack = 0.0 if end.end() == exchange.read_body_end[read] else arrived - (
+            exchange.read_user_s[read - 1] if read > 0 else (exchange.send_s or arrived))
+        for line in body[start:end.start()].split(b"\n"):
+            line = line.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip().decode("utf-8", "replace")
+            if data == "[DONE]":
+                break
+            chunks_before = len(record.chunk_times_s)
+            if not _chunk(record, data, arrived, state, count_tokens):
+                record.done_s = arrived
+                return
+            added = len(record.chunk_times_s) - chunks_before
+            chunk_reads += [read] * added
+            if kernel:
+                record.chunk_slack_s += [max(0.0, slack)] * added
+        start = end.end()
+    # a chunk whose read also completed a later chunk carries the later one's stamp
+    record.shared_read_chunks = sum(a == b for a, b in zip(chunk_reads, chunk_reads[1:]))
+    if count_tokens is not None:
+        record.completion_tokens_client = state.counted
+    if record.error is None and record.finish_reason is None:
+        record.error = f"request {record.index}: stream ended without a finish_reason after {len(record.chunk_times_s)} chunks (cut)"
 
 
 @dataclass
 class OpenAIStreamClient:
-    """Streams completions from ``base_url`` (``http://host:port/v1``) for ``model``."""
+    """Streams completions from ``base_url`` (``http://host:port/v1``) for ``model``: the load
+    generator's ``LoadClient`` for the OpenAI-compatible family."""
 
     base_url: str
     model: str
@@ -48,146 +163,88 @@ class OpenAIStreamClient:
     timeout_s: float = 60.0
     #: False once the server refused the length-forcing fields (the record says so)
     forcing: bool = True
-    _client: Any = field(default=None, repr=False)
+    pool: ConnectionPool | None = field(default=None, repr=False)
 
-    def open(self) -> None:
-        import httpx
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url.rstrip("/"))
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the streaming client speaks plain HTTP/1.1 to http://host:port/v1, got {self.base_url!r}")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.path = f"{parts.path}/completions"
 
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/"),
-            timeout=httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
-            # no pool limit: an open-loop arrival must never queue inside the HTTP library
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-        )
+    async def open(self) -> None:
+        self.pool = ConnectionPool(self.host, self.port)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+    def payload(self, request: CompletionRequest) -> bytes:
+        """The request's bytes, built once (before the round, for a warmed-up client)."""
+        key = (self.base_url, self.model, self.dialect, self.forcing)
+        built = request.wire.get(key)
+        if built is None:
+            body = json.dumps(request_body(self.model, request, self.dialect, self.forcing)).encode()
+            built = request.wire[key] = post(self.host, self.port, self.path, body)
+        return built
 
-    def body(self, request: CompletionRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model, "prompt": request.prompt, "max_tokens": request.max_tokens,
-            "temperature": 0, "stream": True,
-        }
-        if not self.forcing or self.dialect == "plain":
-            return body
-        if self.dialect == "llamacpp":
-            body["repeat_penalty"] = 1.0  # greedy as the local reference decodes (no output-length field exists)
-            return body
-        if self.dialect == "transformers":
-            # transformers serve takes extra settings as a whole GenerationConfig (JSON): greedy,
-            # exactly max_tokens new tokens, no end-of-sequence id (as the local variants force it)
-            body["generation_config"] = json.dumps({
-                "max_new_tokens": request.max_tokens, "min_new_tokens": request.max_tokens,
-                "do_sample": False, "eos_token_id": -1,
-            })
-        else:
-            body.update(min_tokens=request.max_tokens, ignore_eos=True,
-                        stream_options={"include_usage": True, "continuous_usage_stats": True})
-        return body
+    def prepare(self, requests: Sequence[CompletionRequest]) -> None:
+        """Build every request's bytes now, so none is built while the load runs."""
+        for request in requests:
+            self.payload(request)
 
     async def send(self, record: ServedRequest, request: CompletionRequest) -> None:
-        """Sends one streamed completion and fills ``record``; errors are recorded, never raised."""
-        import httpx
+        """Sends one streamed completion and fills ``record`` (parsed after the round); never raises."""
+        assert self.pool is not None, "open() the client first"
+        loop = asyncio.get_running_loop()
+        exchange = await self.pool.exchange(self.payload(request), Exchange(), loop)
+        if exchange.status in (400, 422) and self.forcing and self.dialect == "openai":
+            # a server without vLLM's extensions: fall back to standard fields, say so in the record
+            self.forcing = False
+            exchange = await self.pool.exchange(self.payload(request), Exchange(), loop)
+        record.raw = exchange
+        record.send_s, record.done_s, record.status = exchange.send_s, exchange.done_s, exchange.status
+        if exchange.read_user_s:
+            record.first_byte_s = exchange.arrival_s(0)
+        if exchange.error is not None:
+            where = f"{self.base_url}: " if exchange.send_s is None else ""
+            record.error = f"request {record.index}: {where}{exchange.error}"
 
-        try:
-            await self._stream(record, request)
-            if record.status in (400, 422) and self.forcing and self.dialect == "openai":
-                # a server without vLLM's extensions: fall back to standard fields, say so in the record
-                self.forcing = False
-                fresh = ServedRequest(record.index, record.scheduled_s, record.prompt_tokens_client, record.dispatched_s)
-                await self._stream(fresh, request)
-                record.__dict__.update(fresh.__dict__)
-        except httpx.ConnectError as exc:
-            record.error = f"request {record.index}: cannot connect to {self.base_url}: {exc}"
-        except httpx.TimeoutException:
-            record.error = f"request {record.index}: no answer from {self.base_url} within {self.timeout_s:.0f} s"
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            record.error = f"request {record.index}: stream cut after {len(record.chunk_times_s)} chunks ({type(exc).__name__}: {exc})"
-        except httpx.HTTPError as exc:
-            record.error = f"request {record.index}: {type(exc).__name__}: {exc}"
-        if record.done_s is None:
-            record.done_s = time.perf_counter()
+    def complete(self, records: Sequence[ServedRequest]) -> None:
+        """After the round: each response's events parsed, its chunks stamped, its tokens counted."""
+        for record in records:
+            exchange = record.raw
+            record.raw = None
+            if not isinstance(exchange, Exchange):
+                continue
+            record.receive_lags_s = exchange.receive_lags_s()
+            record.stamp_source = "kernel" if any(k is not None for k in exchange.read_kernel_s) else "user"
+            if record.error is not None and not exchange.body:
+                continue
+            if exchange.status not in (None, 200):
+                detail = bytes(exchange.body).decode("utf-8", "replace").strip().replace("\n", " ")
+                record.error = f"request {record.index}: HTTP {exchange.status}: {detail[:200]}"
+                continue
+            cut = record.error
+            record.error = None
+            parse_stream(record, exchange, self.count_tokens)
+            if cut is not None and record.error is None:
+                record.error = f"{cut} (stream cut after {len(record.chunk_times_s)} chunks)"
 
-    async def _stream(self, record: ServedRequest, request: CompletionRequest) -> None:
-        body = self.body(request)
-        record.send_s = time.perf_counter()
-        async with self._client.stream("POST", "/completions", json=body) as response:
-            record.first_byte_s = time.perf_counter()
-            record.status = response.status_code
-            if response.status_code != 200:
-                detail = (await response.aread()).decode("utf-8", "replace").strip().replace("\n", " ")
-                record.error = f"request {record.index}: HTTP {response.status_code}: {detail[:200]}"
-                record.done_s = time.perf_counter()
-                return
-            counted, running_usage = 0, 0
-            async for line in response.aiter_lines():
-                arrived = time.perf_counter()
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                    if not isinstance(chunk, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    record.error = f"request {record.index}: malformed stream chunk {data[:80]!r}"
-                    record.done_s = arrived
-                    return
-                if "error" in chunk:
-                    record.error = f"request {record.index}: the server's stream reported an error: {str(chunk['error'])[:200]}"
-                    record.done_s = arrived
-                    return
-                choices = chunk.get("choices") or []
-                text = "".join(str(c.get("text") or (c.get("delta") or {}).get("content") or "") for c in choices if isinstance(c, dict))
-                usage = chunk.get("usage")
-                tokens: int | None = None
-                if isinstance(usage, dict):
-                    record.prompt_tokens_server = _int(usage.get("prompt_tokens"))
-                    completion = _int(usage.get("completion_tokens"))
-                    if completion is not None:
-                        if text:  # a running count in a chunk with text: the server says what it carried
-                            tokens = completion - running_usage
-                        running_usage = completion
-                        record.completion_tokens_server = completion
-                if text:
-                    client_tokens = self.count_tokens(text) if self.count_tokens else None
-                    counted += client_tokens or 0
-                    if tokens is None:
-                        tokens = client_tokens if client_tokens is not None else 1
-                    record.chunk_times_s.append(arrived)
-                    record.chunk_tokens.append(tokens)
-                finish = next((c.get("finish_reason") for c in choices if isinstance(c, dict) and c.get("finish_reason")), None)
-                if finish:
-                    record.finish_reason = str(finish)
-            record.done_s = time.perf_counter()
-            if self.count_tokens is not None:
-                record.completion_tokens_client = counted
-            if record.finish_reason is None:
-                record.error = f"request {record.index}: stream ended without a finish_reason after {len(record.chunk_times_s)} chunks (cut)"
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-async def openai_sender(client: OpenAIStreamClient):
-    """(send, close) for ``inferperf.serving.loadgen.LoadRunner``."""
-    client.open()
-    return client.send, client.aclose
+    async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def complete_once(base_url: str, model: str, prompt: str, max_tokens: int, dialect: Dialect, timeout_s: float = 60.0) -> dict[str, Any]:
-    """One non-streamed greedy completion (the served-vs-local token check); raises on failure."""
+    """One non-streamed greedy completion (the served-vs-local token check); raises on failure.
+
+    A server that refuses the length-forcing fields (400/422: ``transformers serve`` and vLLM's
+    ``min_tokens``) is asked again with the standard fields alone, as the streamed requests are."""
     import httpx
 
-    client = OpenAIStreamClient(base_url, model, dialect)
-    body = client.body(CompletionRequest(prompt, max_tokens))
-    body["stream"] = False
-    body.pop("stream_options", None)
-    response = httpx.post(f"{base_url.rstrip('/')}/completions", json=body, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S))
+    url = f"{base_url.rstrip('/')}/completions"
+    request = CompletionRequest(prompt, max_tokens)
+    timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
+    response = httpx.post(url, json=request_body(model, request, dialect, True, stream=False), timeout=timeout)
+    if response.status_code in (400, 422) and dialect != "plain":
+        response = httpx.post(url, json=request_body(model, request, dialect, False, stream=False), timeout=timeout)
     response.raise_for_status()
     return response.json()
 

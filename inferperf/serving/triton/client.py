@@ -100,27 +100,37 @@ def triton_load(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
     (N streams back to back) or open loop, as the rounds ask."""
     from inferperf.serving.loadgen import LoadRunner
 
-    return LoadRunner(lambda: triton_grpc_sender(url, model, timeout_s), timeout_s=timeout_s)
+    return LoadRunner(TritonLoadClient(url, model, timeout_s), timeout_s=timeout_s)
 
 
 # --------------------------------------------------------------------------------------------
-# The load generator's sender for Triton (KServe v2 over gRPC, asyncio client)
+# The load generator's client for Triton (KServe v2 over gRPC, asyncio client)
 
 
-async def triton_grpc_sender(url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S):
-    """(send, close) for ``inferperf.serving.loadgen.LoadRunner``: one batch-1 classification per
-    request on one shared HTTP/2 channel. A request has no stream: it is one chunk of one item that
-    arrives with the answer, so its latency is ``e2e`` (and ``ttft``) in the served metrics."""
-    import tritonclient.grpc.aio as aio
+class TritonLoadClient:
+    """``inferperf.serving.loadgen.LoadClient`` for Triton: one batch-1 classification per request on
+    one shared HTTP/2 channel. A request has no stream: it is one chunk of one item that arrives with
+    the answer, so its latency is ``e2e`` (and ``ttft``) in the served metrics."""
 
-    client = aio.InferenceServerClient(url=url)
+    def __init__(self, url: str, model: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.url, self.model, self.timeout_s = url, model, timeout_s
+        self.client = None
 
-    async def send(record, images: np.ndarray) -> None:
+    async def open(self) -> None:
+        import tritonclient.grpc.aio as aio
+
+        self._aio = aio
+        self.client = aio.InferenceServerClient(url=self.url)
+
+    async def send(self, record, images: np.ndarray) -> None:
+        aio = self._aio
         request = aio.InferInput("images", list(images.shape), "UINT8")
         request.set_data_from_numpy(np.ascontiguousarray(images))
         record.send_s = time.perf_counter()
         try:
-            result = await client.infer(model, [request], outputs=[aio.InferRequestedOutput("classes")], client_timeout=timeout_s)
+            result = await self.client.infer(  # type: ignore[attr-defined]
+                self.model, [request], outputs=[aio.InferRequestedOutput("classes")], client_timeout=self.timeout_s
+            )
             arrived = time.perf_counter()
             classes = result.as_numpy("classes")
             if classes is None or classes.size != len(images):
@@ -132,4 +142,9 @@ async def triton_grpc_sender(url: str, model: str, timeout_s: float = DEFAULT_TI
             record.error = f"request {record.index}: {type(exc).__name__}: {str(exc)[:200]}"
             record.done_s = time.perf_counter()
 
-    return send, client.close
+    def complete(self, records) -> None:
+        """Nothing to parse after the round: an answer is complete when it arrives."""
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()

@@ -1,0 +1,194 @@
+"""The load generator held against ground truth: a stand-in server that logs when it really wrote
+each token, and the client's measurements compared with that log.
+
+The stand-in (``truth_server.c``: C, epoll and a timerfd on one thread, built here with the
+machine's ``cc``) streams ``/v1/completions`` as vLLM does — the first token ``first_ms`` after the
+request arrived, then one every ``gap_ms`` — and logs, on CLOCK_MONOTONIC (the clock
+``time.perf_counter`` reads on Linux), when each request reached its socket (the kernel's receive
+stamp: the server's own wake-up is not the client's error) and when each token's write returned.
+A first stand-in in Node logged the request's arrival when its event loop got to it, 0.5 ms late
+at one stream and 1.5 ms (p99 12 ms) at 64, which read as client error: the truth has to come from
+the kernel on both ends. The truth of a request is that log: its TTFT is
+first write − arrival, its per-token ITL the gaps between writes. The client's are what it
+recorded: first chunk − send, the gaps between its arrival stamps. ``compare`` holds one against
+the other, percentile for percentile (what a report shows) and request by request.
+
+Used by the fidelity tests, ``inferperf client-ceiling`` (what this machine's client can drive)
+and the sweep behind the served-generation page's fidelity table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Sequence
+
+from inferperf.metrics.distribution import percentile
+from inferperf.metrics.requests import RoundLoad, ServedRequest
+
+#: the fidelity bound the client keeps (issue: TTFT and per-token ITL within 1 ms at p50, 5 ms at p99)
+BOUND_P50_S = 0.001
+BOUND_P99_S = 0.005
+
+
+class StandInUnavailable(RuntimeError):
+    """The stand-in server cannot be built here (no C compiler, not Linux); the message says what to install."""
+
+
+def truth_server_source() -> Path:
+    return Path(str(resources.files("inferperf.serving").joinpath("truth_server.c")))
+
+
+def build_truth_server(cache: Path | None = None) -> Path:
+    """The stand-in's binary, compiled once per source version into the user's cache."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None or not os.uname().sysname == "Linux":
+        raise StandInUnavailable("the stand-in server is C for Linux (epoll, kernel receive stamps): install a C compiler (Debian: apt-get install gcc)")
+    source = truth_server_source()
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    folder = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferperf" / "truth-server"
+    binary = folder / f"truth_server-{digest}"
+    if not binary.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{binary.name}.{os.getpid()}"
+        built = subprocess.run([compiler, "-O2", "-o", str(partial), str(source)], capture_output=True, text=True, timeout=120)
+        if built.returncode != 0:
+            raise StandInUnavailable(f"{compiler} could not build the stand-in server: {built.stderr.strip()[:300]}")
+        os.replace(partial, binary)
+    return binary
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What the stand-in did for one request (seconds, CLOCK_MONOTONIC)."""
+
+    received_s: float
+    writes_s: tuple[float, ...]
+
+    @property
+    def ttft_s(self) -> float:
+        return self.writes_s[0] - self.received_s
+
+    def gaps_s(self) -> list[float]:
+        return [b - a for a, b in zip(self.writes_s, self.writes_s[1:])]
+
+
+def read_truth(log: Path) -> dict[str, Truth]:
+    """The stand-in's log: request id (its prompt) -> what it did."""
+    found: dict[str, Truth] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        found[str(entry["id"])] = Truth(float(entry["received_s"]), tuple(float(t) for t in entry["writes_s"]))
+    return found
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One round's client figures against the truth (seconds; errors are client − truth)."""
+
+    requests: int
+    tokens: int
+    tokens_per_s: float
+    ttft_p50_truth_s: float
+    ttft_p50_client_s: float
+    ttft_p99_truth_s: float
+    ttft_p99_client_s: float
+    itl_p50_truth_s: float
+    itl_p50_client_s: float
+    itl_p99_truth_s: float
+    itl_p99_client_s: float
+    #: request by request: |client TTFT − true TTFT|, p50 and p99
+    ttft_error_p50_s: float
+    ttft_error_p99_s: float
+    #: token by token: |client gap − true gap|, p50 and p99
+    itl_error_p50_s: float
+    itl_error_p99_s: float
+
+    @property
+    def within_bound(self) -> bool:
+        """Every percentile the record reports within the bound of the truth's."""
+        pairs = ((self.ttft_p50_client_s, self.ttft_p50_truth_s, BOUND_P50_S), (self.ttft_p99_client_s, self.ttft_p99_truth_s, BOUND_P99_S),
+                 (self.itl_p50_client_s, self.itl_p50_truth_s, BOUND_P50_S), (self.itl_p99_client_s, self.itl_p99_truth_s, BOUND_P99_S))
+        return all(abs(client - truth) <= bound for client, truth, bound in pairs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "within_bound": self.within_bound}
+
+
+def compare(rounds: Sequence[RoundLoad], truth: dict[str, Truth], prompt_of: Callable[[ServedRequest], str]) -> Fidelity:
+    """The client's TTFT and per-token ITL against the stand-in's log, for every completed request."""
+    ttft_client, ttft_truth, ttft_error = [], [], []
+    itl_client, itl_truth, itl_error = [], [], []
+    tokens, wall = 0, 0.0
+    for rnd in rounds:
+        wall += rnd.wall_s
+        for record in rnd.requests:
+            true = truth.get(prompt_of(record))
+            if not record.ok or true is None or not record.chunk_times_s or record.send_s is None:
+                continue
+            times = record.chunk_times_s
+            if len(times) != len(true.writes_s):
+                continue  # chunks the client merged or lost: counted by the client's own checks, not here
+            tokens += len(times)
+            client = times[0] - record.send_s
+            ttft_client.append(client)
+            ttft_truth.append(true.ttft_s)
+            ttft_error.append(abs(client - true.ttft_s))
+            client_gaps = [b - a for a, b in zip(times, times[1:])]
+            itl_client += client_gaps
+            itl_truth += true.gaps_s()
+            itl_error += [abs(c - t) for c, t in zip(client_gaps, true.gaps_s())]
+
+    def p(values: list[float], q: float) -> float:
+        return percentile(values, q) or 0.0
+
+    return Fidelity(
+        requests=len(ttft_client), tokens=tokens, tokens_per_s=tokens / wall if wall else 0.0,
+        ttft_p50_truth_s=p(ttft_truth, 50), ttft_p50_client_s=p(ttft_client, 50),
+        ttft_p99_truth_s=p(ttft_truth, 99), ttft_p99_client_s=p(ttft_client, 99),
+        itl_p50_truth_s=p(itl_truth, 50), itl_p50_client_s=p(itl_client, 50),
+        itl_p99_truth_s=p(itl_truth, 99), itl_p99_client_s=p(itl_client, 99),
+        ttft_error_p50_s=p(ttft_error, 50), ttft_error_p99_s=p(ttft_error, 99),
+        itl_error_p50_s=p(itl_error, 50), itl_error_p99_s=p(itl_error, 99),
+    )
+
+
+class TruthServer:
+    """The stand-in on a free port of 127.0.0.1, its log in ``workspace``; stopped by PID."""
+
+    def __init__(self, workspace: Path, *, first_ms: float = 20, gap_ms: float = 10, tokens: int = 64) -> None:
+        from inferperf.serving.process import LOCALHOST, ServerProcess, free_port
+
+        self.workspace, self.first_ms, self.gap_ms, self.tokens = workspace, first_ms, gap_ms, tokens
+        self.port = free_port()
+        self.base_url = f"http://{LOCALHOST}:{self.port}/v1"
+        self.log = workspace / f"truth-{self.port}.jsonl"
+        self.server = ServerProcess("the stand-in server", start_timeout_s=30, stop_timeout_s=5)
+
+    def __enter__(self) -> "TruthServer":
+        from inferperf.serving.openai.client import list_models
+
+        binary = build_truth_server()
+
+        def ready() -> bool:
+            try:
+                return list_models(self.base_url, 1.0) == ["truth"]
+            except Exception:
+                return False
+
+        command = [str(binary), str(self.port), str(self.log), str(self.first_ms), str(self.gap_ms), str(self.tokens)]
+        self.server.launch(command, self.workspace / f"truth-{self.port}.out", ready)
+        return self
+
+    def truth(self) -> dict[str, Truth]:
+        """The log so far (each request is logged, and flushed, as its stream ends)."""
+        return read_truth(self.log) if self.log.exists() else {}
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
