@@ -69,6 +69,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="served generation: the latency bounds a good request meets, e.g. ttft=0.5,tpot=0.05,e2e=5 (seconds; "
         "goodput counts the requests within all of them; default per tier)",
     )
+    group.addoption(
+        "--client-workers", default="auto", metavar="N",
+        help="served load: client processes that split each round's schedule (default auto: one, more where the load's "
+        "expected token rate needs more than half of one client core's ceiling)",
+    )
+    group.addoption(
+        "--ray-address", default=None, metavar="ADDRESS",
+        help="served load: run the client workers as Ray actors on the cluster at ADDRESS ('local': a local Ray instance; "
+        "the [ray] extra)",
+    )
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (overrides the tier)")
     group.addoption(
         "--warmup-rounds", type=int, default=None, help="untimed warm-up rounds per benchmark (overrides the tier)"
@@ -132,6 +142,9 @@ def _settings(config: pytest.Config) -> Settings:
     served_model = config.getoption("--served-model")
     slo = config.getoption("--slo")
     served = None
+    workers_option = config.getoption("--client-workers")
+    if workers_option != "auto" and not (str(workers_option).isdigit() and int(workers_option) >= 1):
+        raise pytest.UsageError(f"--client-workers: expected a number of processes >= 1 or auto, got {workers_option!r}")
     try:
         if served_url:
             from inferperf.serving.endpoints import parse_served_url
@@ -150,6 +163,8 @@ def _settings(config: pytest.Config) -> Settings:
         served_url=served_url,
         served_model=served_model,
         served=served,
+        client_workers=None if workers_option == "auto" else int(workers_option),
+        ray_address=config.getoption("--ray-address"),
         slo=slo,
         devices=devices,
         threads=threads,

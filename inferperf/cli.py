@@ -262,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     ab_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments of both sides")
     ab_parser.set_defaults(workflow="ab")
 
+    ceiling = command(
+        "client-ceiling", "what this machine's load generator can drive within the fidelity bound (run once per machine)",
+        "Ramp closed-loop streams against a ground-truth stand-in server on 127.0.0.1 (C, built with the machine's cc) "
+        "until the client's self-check or the server's log says it is out of the fidelity bound; keep the ceiling in the "
+        "user's cache, from where every later run records it (machine_info.inferperf.load_generator).",
+    )
+    ceiling.add_argument("--workers", type=_count(1), default=1, help="client processes (default 1: one core's ceiling)")
+    ceiling.add_argument(
+        "--streams", type=_number_list(int, 1, "64,256,512"), default=[32, 64, 128, 256, 384, 512, 768, 1024],
+        help="the ramp of closed-loop streams (default 32,64,128,256,384,512,768,1024)",
+    )
+    ceiling.add_argument("--per-stream", type=_count(1), default=3, help="requests each stream sends per step (default 3)")
+    ceiling.add_argument("--no-save", action="store_true", help="print the ceiling without keeping it")
+    ceiling.set_defaults(workflow="client_ceiling")
+
     recover = command(
         "recover", "turn a run's journal into pytest-benchmark JSON after a crash",
         "Rebuild the JSON of a run that died (native crash, out-of-memory kill, CI timeout) from the journal written "

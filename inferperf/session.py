@@ -95,7 +95,16 @@ def machine_record(session: SessionRecord) -> dict[str, Any]:
         "torchao": torchao_pairing_record(),
         "energy": {device: meter_for(device).record() for device in devices if device in settings.devices},
         "price_per_hour_usd": settings.price_per_hour,
+        "load_generator": _load_generator_ceiling(),
     }
+
+
+def _load_generator_ceiling() -> dict[str, Any] | None:
+    """``inferperf client-ceiling``'s last result on this machine, if it was ever measured."""
+    from inferperf.serving.fidelity import cached_ceiling
+
+    found = cached_ceiling()
+    return {k: v for k, v in found.items() if k != "steps"} if found else None
 
 
 def jsonable_params(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -56,6 +56,10 @@ class Settings:
     served: TritonEndpoint | OpenAIEndpoint | None = None
     #: ``--slo``: served generation's latency bounds, as written (``inferperf.metrics.served.parse_slo``)
     slo: str | None = None
+    #: ``--client-workers``: client processes for served load (None: auto)
+    client_workers: int | None = None
+    #: ``--ray-address``: run those workers as Ray actors on this cluster (``local``: a local instance)
+    ray_address: str | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None
 

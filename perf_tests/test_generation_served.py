@@ -24,6 +24,7 @@ from inferperf.metrics.requests import LoadPoint, RoundLoad
 from inferperf.metrics.served import Slo, parse_slo, served_metrics, slo_met
 from inferperf.params import parametrize_cases
 from inferperf.serving.loadgen import round_requests, search_max_rate
+from inferperf.serving.workers import expected_tokens_per_s
 from inferperf.settings import Budget, Settings
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def test_generation_served(case: Case, settings: Settings, served_target, measur
     point = LOADS[settings.tier][_parts(case)[1]]
     target: ServedTarget = served_target(round_requests(point, WINDOW_S[settings.tier]))
     slo = _slo(settings)
-    runner = target.runner()
+    runner = target.runner(expected_tokens_per_s(point, case.output_len or 1))
     payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
     prompt_tokens = [r.prompt_tokens for r in payloads]
     rounds: list[RoundLoad] = []
@@ -144,7 +145,7 @@ def test_generation_served(case: Case, settings: Settings, served_target, measur
     def derived(info) -> dict[str, object]:
         timed = int(info["rounds"])  # the step appends timed rounds only (the warm-up has its own function)
         metrics = served_metrics(rounds[:timed], point, slo)
-        metrics["output_len_forced"] = bool(runner.client.forcing) and all(
+        metrics["output_len_forced"] = all(r.length_forced for rnd in rounds[:timed] for r in rnd.requests if r.ok) and all(
             r.completion_tokens == case.output_len for rnd in rounds[:timed] for r in rnd.requests if r.ok
         )
         return metrics
@@ -170,7 +171,7 @@ def test_served_capacity(case: Case, settings: Settings, served_target, measure_
     low, high, probes = CAPACITY[settings.tier]
     # enough prompts for the longest probe: the search's highest rate
     target: ServedTarget = served_target(round_requests(LoadPoint("poisson", rate_rps=high), WINDOW_S[settings.tier]))
-    runner = target.runner()
+    runner = target.runner(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1))
     found: list[dict[str, object]] = []
 
     def meets(rate: float) -> bool:

@@ -109,3 +109,48 @@ def test_the_stand_in_keeps_its_schedule(truth_server: TruthServer, tmp_path: Pa
     client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
     _, fidelity, _ = _round(truth_server, client, 4, 1, "schedule")
     assert abs(fidelity.ttft_p50_truth_s - 0.020) < 0.002 and abs(fidelity.itl_p50_truth_s - 0.010) < 0.002
+
+
+def test_worker_processes_split_the_round_and_keep_to_the_truth(truth_server: TruthServer) -> None:
+    """Two worker processes: every request sent once, records merged by index, each worker's CPU
+    recorded, and the merged round as true to the stand-in's log as one process's."""
+    from inferperf.serving.workers import WorkerPool
+
+    requests = [CompletionRequest(f"workers-{i}", 32) for i in range(32)]
+    pool = WorkerPool(OpenAIStreamClient(truth_server.base_url, "truth", "openai"), workers=2, timeout_s=30)
+    try:
+        point = LoadPoint("closed", concurrency=16)
+        rnd = pool.run(requests, point)
+        poisson = LoadPoint("poisson", rate_rps=40.0, seed=3, max_in_flight=8)
+        open_round = pool.run([CompletionRequest(f"workers-open-{i}", 32) for i in range(20)], poisson)
+    finally:
+        pool.close()
+    assert [r.index for r in rnd.requests] == list(range(32)) and all(r.ok for r in rnd.requests)
+    assert len(rnd.worker_cpu_fractions) == 2
+    fidelity = compare([rnd], truth_server.truth(), lambda record: requests[record.index].prompt)
+    assert fidelity.requests == 32
+    check = served_metrics([rnd], point, Slo())["self_check"]
+    if check["valid"]:
+        assert fidelity.within_bound
+    # the open loop: one seeded schedule dealt out, every arrival on the shared clock, in order
+    assert [r.index for r in open_round.requests] == list(range(20)) and all(r.ok for r in open_round.requests)
+    scheduled = [r.scheduled_s for r in open_round.requests]
+    assert scheduled == sorted(scheduled)
+    assert all(r.dispatched_s - r.scheduled_s < 0.05 for r in open_round.requests)
+
+
+def test_client_ceiling_ramps_until_out_of_bound_and_is_recorded(truth_server: TruthServer, tmp_path: Path, monkeypatch, capsys) -> None:
+    from inferperf.cli import main
+    from inferperf.serving.fidelity import cached_ceiling
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cached_ceiling() is None
+    assert main(["client-ceiling", "--streams", "2,8", "--per-stream", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ceiling:" in out or "cannot be trusted" in out
+    found = cached_ceiling()
+    assert found is not None and found["workers"] == 1 and [s["streams"] for s in found["steps"]][0] == 2
+    from inferperf.session import _load_generator_ceiling
+
+    recorded = _load_generator_ceiling()
+    assert recorded is not None and "steps" not in recorded and recorded["tokens_per_s"] == found["tokens_per_s"]

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "analysis": SHARED | {"record", "metrics"},
     "serving": SHARED | {"metrics", "children", "models"},
     "ab": SHARED | {"analysis", "record", "children"},
-    "commands": SHARED | {"analysis", "record", "metrics", "ab", "journal"},
+    "commands": SHARED | {"analysis", "record", "metrics", "ab", "journal", "serving"},
     "cli": SHARED | {"commands", "analysis", "record", "ab"},
 }
 #: what no part of the measuring side may import

@@ -8,6 +8,7 @@ read them. Times are seconds on the generator's clock (``time.perf_counter``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from inferperf.metrics.generation import RequestTiming
 
@@ -48,6 +49,8 @@ class ServedRequest:
     #: is its own packet's, else the time since the connection's previous read (its bytes waited in
     #: the socket behind a later chunk's); empty when the stamps are user-space only
     chunk_slack_s: list[float] = field(default_factory=list)
+    #: the request carried the client's length-forcing fields (False after a server refused them)
+    length_forced: bool = True
     #: the wire's raw exchange until the client parses it after the round (not part of the record)
     raw: object = field(default=None, repr=False)
 
@@ -132,3 +135,9 @@ class RoundLoad:
     #: how late the client's event loop woke for a short timer, sampled through the round: how busy
     #: the loop was, the same for sends and reads
     loop_lags_s: tuple[float, ...] = ()
+    #: each client process's CPU time over its wall time (one entry: one process; ``client_cpu_s``
+    #: is their sum, ``wall_s`` the longest)
+    worker_cpu_fractions: tuple[float, ...] = ()
+    #: workers on other nodes (Ray): each one's real-time offset from the coordinator and its
+    #: uncertainty, seconds (None: one machine, one monotonic clock)
+    clock: Mapping[str, Mapping[str, float]] | None = None

@@ -17,7 +17,8 @@ bound exceeds the fidelity bound (1 ms at p50, 5 ms at p99) is invalid; a round 
 kept their own stamps has a bound of 0 however busy the loop was. Without kernel stamps (not
 Linux), the event loop's lateness for a short timer stands in for the slack.
 
-**The client's CPU**: over 90% of a core and it measured itself.
+**The client's CPU**: a client process over 90% of a core measured itself (with worker processes,
+the busiest one decides).
 
 A round that fails any check is ``valid: false`` with the reasons, and ``compare``/``report``
 refuse to read its latencies as the server's.
@@ -131,13 +132,19 @@ def _receive_side(rnd: RoundLoad, check: dict[str, object], reasons: list[str]) 
 
 def self_check(rnd: RoundLoad, point: LoadPoint, latency_p50_s: float | None, latency_p99_s: float | None) -> dict[str, object]:
     """One round's send side, receive side and CPU; ``valid`` false with the reasons."""
-    cpu_fraction = rnd.client_cpu_s / rnd.wall_s if rnd.wall_s > 0 else None
+    # the busiest client process decides: each is one core's client
+    cpu_fraction = max(rnd.worker_cpu_fractions) if rnd.worker_cpu_fractions else rnd.client_cpu_s / rnd.wall_s if rnd.wall_s > 0 else None
     check: dict[str, object] = {"client_cpu_fraction": cpu_fraction, "dispatch_lag_p50_s": None, "dispatch_lag_p99_s": None,
                                 "achieved_rate_rps": None, "schedule_rate_rps": None, "lag_bound_p99_s": None}
     reasons: list[str] = []
     if point.open_loop and len(rnd.requests) > 1:
         _send_side(rnd.requests, point, latency_p50_s, latency_p99_s, check, reasons)
     _receive_side(rnd, check, reasons)
+    if rnd.clock:
+        uncertainty = max(float(c["uncertainty_s"]) for c in rnd.clock.values())
+        check["clock_uncertainty_s"] = uncertainty
+        if uncertainty > FIDELITY_P50_S:
+            reasons.append(f"the workers' clocks are known to {uncertainty * 1e3:.1f} ms (> {FIDELITY_P50_S * 1e3:g} ms): their arrivals may be misaligned")
     if cpu_fraction is not None and cpu_fraction > MAX_CLIENT_CPU_FRACTION:
         reasons.append(f"the client used {cpu_fraction:.0%} of a core (> {MAX_CLIENT_CPU_FRACTION:.0%}): it measured itself")
     check["valid"] = not reasons
@@ -149,7 +156,7 @@ def self_check(rnd: RoundLoad, point: LoadPoint, latency_p50_s: float | None, la
 _WORST_HIGHEST = (
     "client_cpu_fraction", "dispatch_lag_p50_s", "dispatch_lag_p99_s", "receive_lag_p50_s", "receive_lag_p99_s", "loop_lag_p99_s",
     "shared_read_chunk_fraction", "ttft_p50_stamp_error_bound_s", "ttft_p99_stamp_error_bound_s", "itl_p50_stamp_error_bound_s",
-    "itl_p99_stamp_error_bound_s",
+    "itl_p99_stamp_error_bound_s", "clock_uncertainty_s",
 )
 
 

@@ -175,6 +175,12 @@ MACHINE: tuple[Key, ...] = (
     ),
     _key("price_per_hour_usd", "number", "USD/h", "`--price-per-hour` as given (null: no cost computed)", constraint="nonnegative"),
     _key(
+        "load_generator", "object", "—",
+        "what this machine's served-load client can drive within the fidelity bound, from `inferperf client-ceiling` "
+        "(null: never measured here): `tokens_per_s` (streamed tokens/s at the highest good step), `streams`, `workers`, "
+        "`per_core_tokens_per_s` (tokens per second of one client core), `stamp_source`, `measured`, `node`",
+    ),
+    _key(
         "isolated", "bool", "—",
         "`true` when the session ran each case in a fresh child process (`--isolate`)", **M,
     ),

@@ -24,13 +24,14 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence
 
 from inferperf.metrics.distribution import percentile
-from inferperf.metrics.requests import RoundLoad, ServedRequest
+from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
 
 #: the fidelity bound the client keeps (issue: TTFT and per-token ITL within 1 ms at p50, 5 ms at p99)
 BOUND_P50_S = 0.001
@@ -192,3 +193,84 @@ class TruthServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# What this machine's client can drive: ``inferperf client-ceiling``
+
+
+@dataclass(frozen=True)
+class CeilingStep:
+    """One closed-loop step of the ramp against the stand-in."""
+
+    streams: int
+    tokens_per_s: float
+    #: the busiest worker's CPU time / wall time
+    client_cpu_fraction: float
+    valid: bool
+    within_bound: bool
+    invalid_reason: str | None
+
+
+def measure_ceiling(workspace: Path, *, workers: int = 1, streams: Sequence[int] = (32, 64, 128, 256, 384, 512, 768, 1024),
+                    per_stream: int = 3, progress: Callable[[str], None] = lambda _: None) -> dict[str, object]:
+    """Ramp closed-loop streams against the stand-in until the self-check calls a round invalid (or
+    the truth says it is out of bound); the highest tokens/s both call good is the ceiling. Tokens
+    per CPU-second of the client is what one core carries, ``per_core_tokens_per_s``."""
+    from inferperf.metrics.served import Slo, served_metrics
+    from inferperf.serving.loadgen import LoadRunner
+    from inferperf.serving.openai.client import CompletionRequest, OpenAIStreamClient
+    from inferperf.serving.workers import WorkerPool
+
+    steps: list[CeilingStep] = []
+    with TruthServer(workspace, first_ms=20, gap_ms=10, tokens=64) as server:
+        client = OpenAIStreamClient(server.base_url, "truth", "openai")
+        runner = WorkerPool(client, workers) if workers > 1 else LoadRunner(client)
+        try:
+            runner.run([CompletionRequest(f"warm-{i}", 64) for i in range(2 * workers)], LoadPoint("closed", concurrency=2 * workers))
+            for count in streams:
+                requests = [CompletionRequest(f"ceiling-{count}-{i}", 64) for i in range(count * per_stream)]
+                if workers == 1:
+                    client.prepare(requests)
+                point = LoadPoint("closed", concurrency=count)
+                rnd = runner.run(requests, point)
+                fidelity = compare([rnd], server.truth(), lambda record: requests[record.index].prompt)
+                metrics = served_metrics([rnd], point, Slo())
+                cpu = max(rnd.worker_cpu_fractions or (0.0,))
+                reason = metrics["invalid_reason"]
+                step = CeilingStep(count, fidelity.tokens_per_s, cpu, bool(metrics["valid"]), fidelity.within_bound,
+                                   str(reason) if reason else None)
+                steps.append(step)
+                progress(f"{count} streams: {step.tokens_per_s:,.0f} tokens/s, busiest client {cpu:.0%} of a core, "
+                         f"{'valid' if step.valid else 'invalid'}, {'within' if step.within_bound else 'OUT OF'} bound"
+                         + (f" ({step.invalid_reason})" if step.invalid_reason else ""))
+                if not (step.valid and step.within_bound):
+                    break
+        finally:
+            runner.close()
+    good = [s for s in steps if s.valid and s.within_bound]
+    best = max(good, key=lambda s: s.tokens_per_s) if good else None
+    per_core = max((s.tokens_per_s / workers / s.client_cpu_fraction for s in good if s.client_cpu_fraction > 0), default=None)
+    return {
+        "workers": workers,
+        "tokens_per_s": best.tokens_per_s if best else None,
+        "streams": best.streams if best else None,
+        "per_core_tokens_per_s": per_core,
+        "stamp_source": "kernel",
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "steps": [asdict(s) for s in steps],
+    }
+
+
+def ceiling_cache_path() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferperf" / "client-ceiling.json"
+
+
+def cached_ceiling() -> dict[str, object] | None:
+    """The last ``inferperf client-ceiling`` of this machine (recorded in every run's machine info), or None."""
+    path = ceiling_cache_path()
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("node") == os.uname().nodename else None

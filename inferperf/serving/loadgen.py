@@ -104,10 +104,9 @@ async def _until(due: float) -> None:
         await asyncio.sleep(0)
 
 
-async def _open_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], point: LoadPoint, timeout_s: float) -> None:
-    offsets = arrival_offsets(point, len(records))
-    slots = asyncio.Semaphore(point.max_in_flight) if point.max_in_flight else None
-    start = time.perf_counter() + 0.005  # the schedule starts just after it is laid out
+async def _open_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], due_s: Sequence[float],
+                     max_in_flight: int | None, timeout_s: float) -> None:
+    slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     async def arrive(record: ServedRequest, payload: Any) -> None:
         if slots is None:
@@ -117,12 +116,31 @@ async def _open_loop(send: Sender, records: list[ServedRequest], payloads: Seque
             await _bounded(send, record, payload, timeout_s)
 
     tasks = []
-    for record, payload, offset in zip(records, payloads, offsets):
-        record.scheduled_s = start + offset
-        await _until(record.scheduled_s)
+    for record, payload, due in zip(records, payloads, due_s):
+        record.scheduled_s = due
+        await _until(due)
         record.dispatched_s = time.perf_counter()
         tasks.append(asyncio.ensure_future(arrive(record, payload)))
     await asyncio.gather(*tasks)
+
+
+@dataclass(frozen=True)
+class Share:
+    """One process's part of a round: which of the round's requests it sends (their indices in the
+    round), and how — its closed-loop streams, or (open loop) when each is due on the shared
+    monotonic clock and its part of the in-flight cap."""
+
+    indices: tuple[int, ...]
+    concurrency: int | None = None
+    due_s: tuple[float, ...] | None = None
+    max_in_flight: int | None = None
+
+
+def whole_round(point: LoadPoint, count: int, start_s: float) -> Share:
+    """The round as one process sends it: every request, the schedule from ``start_s``."""
+    if not point.open_loop:
+        return Share(tuple(range(count)), concurrency=point.concurrency or 1)
+    return Share(tuple(range(count)), due_s=tuple(start_s + o for o in arrival_offsets(point, count)), max_in_flight=point.max_in_flight)
 
 
 async def _probe_loop_lag(lags: list[float], period_s: float = LAG_PROBE_S) -> None:
@@ -134,11 +152,14 @@ async def _probe_loop_lag(lags: list[float], period_s: float = LAG_PROBE_S) -> N
 
 
 async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: LoadPoint, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                          prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
-    """Send ``payloads`` (one request each) under ``point``'s load; every request comes back recorded."""
+                          prompt_tokens: Sequence[int | None] | None = None, share: Share | None = None) -> RoundLoad:
+    """Send ``payloads`` (one request each) under ``point``'s load — or, with ``share``, this process's
+    part of a round (``payloads`` then holds that part's requests) — every request recorded."""
+    # the schedule starts just after it is laid out
+    share = share or whole_round(point, len(payloads), time.perf_counter() + 0.005)
     records = [
-        ServedRequest(index=i, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None)
-        for i in range(len(payloads))
+        ServedRequest(index=index, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None)
+        for i, index in enumerate(share.indices)
     ]
     lags: list[float] = []
     probe = asyncio.ensure_future(_probe_loop_lag(lags))
@@ -148,17 +169,17 @@ async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: Lo
     gc.disable()
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     try:
-        if point.open_loop:
-            await _open_loop(client.send, records, payloads, point, timeout_s)
-        else:
-            await _closed_loop(client.send, records, payloads, point.concurrency or 1, timeout_s)
+        if share.due_s is not None:
+            await _open_loop(client.send, records, payloads, share.due_s, share.max_in_flight, timeout_s)
+        elif records:
+            await _closed_loop(client.send, records, payloads, share.concurrency or 1, timeout_s)
     finally:
         cpu_s, wall_s = time.process_time() - cpu_before, time.perf_counter() - wall_before
         probe.cancel()
         if collecting:
             gc.enable()
     client.complete(records)  # after the round: parsing and counting are not the load's
-    return RoundLoad(tuple(records), cpu_s, wall_s, tuple(lags))
+    return RoundLoad(tuple(records), cpu_s, wall_s, tuple(lags), worker_cpu_fractions=(cpu_s / wall_s if wall_s > 0 else 0.0,))
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -182,8 +203,11 @@ class LoadRunner:
         self.loop = new_event_loop()
         self.loop.run_until_complete(self.client.open())
 
-    def run(self, payloads: Sequence[Any], point: LoadPoint, prompt_tokens: Sequence[int | None] | None = None) -> RoundLoad:
-        return self.loop.run_until_complete(run_round_async(self.client, payloads, point, timeout_s=self.timeout_s, prompt_tokens=prompt_tokens))
+    def run(self, payloads: Sequence[Any], point: LoadPoint, prompt_tokens: Sequence[int | None] | None = None,
+            share: Share | None = None) -> RoundLoad:
+        return self.loop.run_until_complete(
+            run_round_async(self.client, payloads, point, timeout_s=self.timeout_s, prompt_tokens=prompt_tokens, share=share)
+        )
 
     def close(self) -> None:
         try:

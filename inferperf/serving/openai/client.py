@@ -73,6 +73,17 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@dataclass(frozen=True)
+class TokenCounter:
+    """Counts the tokens of a chunk's text with the served model's tokenizer; pickles with it, so a
+    worker process counts its own chunks."""
+
+    tokenizer: Any
+
+    def __call__(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 @dataclass
 class _StreamState:
     counted: int = 0
@@ -199,6 +210,7 @@ class OpenAIStreamClient:
             self.forcing = False
             exchange = await self.pool.exchange(self.payload(request), Exchange(), loop)
         record.raw = exchange
+        record.length_forced = self.forcing and self.dialect != "plain"
         record.send_s, record.done_s, record.status = exchange.send_s, exchange.done_s, exchange.status
         if exchange.read_user_s:
             record.first_byte_s = exchange.arrival_s(0)
