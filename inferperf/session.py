@@ -101,7 +101,7 @@ def machine_record(session: SessionRecord) -> dict[str, Any]:
 
 def _load_generator_ceiling() -> dict[str, Any] | None:
     """``inferperf client-ceiling``'s last result on this machine, if it was ever measured."""
-    from inferperf.serving.fidelity import cached_ceiling
+    from inferperf.serving.runners import cached_ceiling
 
     found = cached_ceiling()
     return {k: v for k, v in found.items() if k != "steps"} if found else None

@@ -24,7 +24,7 @@ from inferperf.metrics.requests import LoadPoint, RoundLoad
 from inferperf.metrics.served import Slo, parse_slo, served_metrics, slo_met
 from inferperf.params import parametrize_cases
 from inferperf.serving.loadgen import round_requests, search_max_rate
-from inferperf.serving.workers import expected_tokens_per_s
+from inferperf.serving.runners import expected_tokens_per_s
 from inferperf.settings import Budget, Settings
 
 if TYPE_CHECKING:

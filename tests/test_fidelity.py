@@ -141,7 +141,7 @@ def test_worker_processes_split_the_round_and_keep_to_the_truth(truth_server: Tr
 
 def test_client_ceiling_ramps_until_out_of_bound_and_is_recorded(truth_server: TruthServer, tmp_path: Path, monkeypatch, capsys) -> None:
     from inferperf.cli import main
-    from inferperf.serving.fidelity import cached_ceiling
+    from inferperf.serving.runners import cached_ceiling
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cached_ceiling() is None

@@ -18,11 +18,8 @@ from pathlib import Path
 
 from inferperf.commands import EXIT_OK, UsageError
 from inferperf.files import atomic_write
-from inferperf.serving.fidelity import (
-    StandInUnavailable,
-    ceiling_cache_path,
-    measure_ceiling,
-)
+from inferperf.serving.fidelity import StandInUnavailable, measure_ceiling
+from inferperf.serving.runners import ceiling_cache_path
 
 
 def run(args: argparse.Namespace) -> int:

@@ -260,17 +260,3 @@ def measure_ceiling(workspace: Path, *, workers: int = 1, streams: Sequence[int]
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "steps": [asdict(s) for s in steps],
     }
-
-
-def ceiling_cache_path() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferperf" / "client-ceiling.json"
-
-
-def cached_ceiling() -> dict[str, object] | None:
-    """The last ``inferperf client-ceiling`` of this machine (recorded in every run's machine info), or None."""
-    path = ceiling_cache_path()
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) and found.get("node") == os.uname().nodename else None
