@@ -8,7 +8,7 @@ loop (N streams, each sending when its last request ends) or open loop (Poisson 
 requests/s on a seeded schedule, optionally capped in flight). A round is a bounded window;
 items are output tokens. Latency is recorded from the send and from the scheduled time, and the
 client checks itself: a round it could not schedule is marked invalid, never reported as the
-server's latency. ``test_served_capacity`` finds the highest Poisson rate whose p99 TTFT and
+server's latency. The ``capacity`` case of each server finds the highest Poisson rate whose p99 TTFT and
 TPOT meet the SLO (MLPerf's Server question) by a bounded search.
 """
 
@@ -71,32 +71,23 @@ def _server_names(settings_url: bool) -> tuple[str, ...]:
 
 
 def served_cases(tier: Tier, with_url: bool = False) -> list[Case]:
+    """Each server's load points, then its capacity search: the cases of one server run together,
+    so each server starts once a session (starting one costs 10-20 s on 2 cores)."""
     prompt_len, output_len = LENGTHS[tier]
     cases = []
     for server in _server_names(with_url):
         requires = SERVERS[server][1] if server in SERVERS else ("torch", "genserve")
-        for load, point in LOADS[tier].items():
-            cases.append(Case(TECHNIQUE, MODEL[tier], f"served_{server}_{load}", "cpu", "fp32", point.concurrency or 1,
+        for load, point in [*LOADS[tier].items(), ("capacity", None)]:
+            cases.append(Case(TECHNIQUE, MODEL[tier], f"served_{server}_{load}", "cpu", "fp32", point.concurrency or 1 if point else 1,
                               backend="openai", requires=requires, prompt_len=prompt_len, output_len=output_len))
     return cases
-
-
-def capacity_cases(tier: Tier, with_url: bool = False) -> list[Case]:
-    prompt_len, output_len = LENGTHS[tier]
-    return [
-        Case(TECHNIQUE, MODEL[tier], f"served_{server}_capacity", "cpu", "fp32", 1, backend="openai",
-             requires=SERVERS[server][1] if server in SERVERS else ("torch", "genserve"), prompt_len=prompt_len, output_len=output_len)
-        for server in _server_names(with_url)
-    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # with any --served-url the cases are the URL's (under a Triton URL they skip, saying why)
     with_url = bool(metafunc.config.getoption("--served-url"))
-    makers = {"test_generation_served": served_cases, "test_served_capacity": capacity_cases}
-    maker = makers.get(metafunc.function.__name__)
-    if maker is not None:
-        parametrize_cases(metafunc, lambda tier: maker(tier, with_url))
+    if metafunc.function.__name__ == "test_generation_served":
+        parametrize_cases(metafunc, lambda tier: served_cases(tier, with_url))
 
 
 def _parts(case: Case) -> tuple[str, str]:
@@ -126,6 +117,9 @@ def _check_server(target: ServedTarget, rounds: list[RoundLoad]) -> None:
 
 
 def test_generation_served(case: Case, settings: Settings, served_target, measure_case, benchmark) -> None:
+    if _parts(case)[1] == "capacity":
+        _served_capacity(case, settings, served_target, measure_case)
+        return
     point = LOADS[settings.tier][_parts(case)[1]]
     target: ServedTarget = served_target(round_requests(point, WINDOW_S[settings.tier]))
     slo = _slo(settings)
@@ -164,7 +158,7 @@ def test_generation_served(case: Case, settings: Settings, served_target, measur
         pytest.fail(f"{case.case_id}: {error_rate:.0%} of requests failed (> {MAX_ERROR_RATE:.0%}): {info.get('errors')}", pytrace=False)
 
 
-def test_served_capacity(case: Case, settings: Settings, served_target, measure_case, benchmark) -> None:
+def _served_capacity(case: Case, settings: Settings, served_target, measure_case) -> None:
     """The highest Poisson rate whose p99 TTFT (from the schedule) and p99 TPOT meet the SLO, no more
     than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule."""
     slo = _slo(settings)

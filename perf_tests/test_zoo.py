@@ -88,7 +88,7 @@ def local_classes() -> dict[str, np.ndarray]:
     return {}
 
 
-def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, local_classes, measure_case, request) -> None:
+def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, zoo_served_models, local_classes, measure_case, request) -> None:
     if case.variant != "local":
         serve.require()  # before the model is exported: under an OpenAI --served-url this case skips
     artefact = zoo_artefacts(case.model)
@@ -101,7 +101,7 @@ def test_zoo(case: Case, zoo_artefacts, zoo_images, settings, serve, local_class
         from inferperf.serving.triton.client import make_client
 
         protocol = case.variant.removeprefix("served_")
-        endpoint = serve([artefact.served(case.model)])
+        endpoint = serve(zoo_served_models(case, "test_zoo"))
         url = endpoint.url(protocol)
         if url is None:
             pytest.skip(f"--served-url gives no {protocol} endpoint")
@@ -140,19 +140,19 @@ def _bytes(directory) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
-def _load_target(case: Case, dynamic: bool, zoo_artefacts, zoo_images, serve):
+def _load_target(case: Case, dynamic: bool, zoo_artefacts, zoo_images, serve, zoo_served_models):
     """(artefact, endpoint, served model name, one image) of a load case: both the plain and the
     dynamically batched model served, the load sent over gRPC."""
     serve.require()
     name = f"{case.model}_dynbatch" if dynamic else case.model
     artefact = zoo_artefacts(case.model)
-    endpoint = serve([artefact.served(case.model), artefact.served(f"{case.model}_dynbatch", dynamic_batching=True)])
+    endpoint = serve(zoo_served_models(case, "test_served_load"))  # the model and its dynamically batched twin
     if endpoint.grpc is None:
         pytest.skip("--served-url gives no grpc endpoint (the load test uses gRPC)")
     return artefact, endpoint, name, zoo_images(artefact.image_size, 1)
 
 
-def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, triton_host, measure_case, benchmark) -> None:
+def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, zoo_served_models, triton_host, measure_case, benchmark) -> None:
     """Closed loop: ``clients`` streams each sending batch-1 requests back to back, through the
     suite's load generator on one asyncio gRPC channel."""
     from inferperf.metrics.distribution import distribution
@@ -161,7 +161,7 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
 
     variant = LOAD_VARIANTS[case.variant]
     dynamic, clients = variant.dynamic_batching, variant.clients
-    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve)
+    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve, zoo_served_models)
     requests = LOAD_REQUESTS[settings.tier]
     per_round: list[list[float]] = []
     runner = triton_load(endpoint.grpc, name)
@@ -197,7 +197,7 @@ def test_served_load(case: Case, zoo_artefacts, zoo_images, settings, serve, tri
     benchmark.extra_info.update(extra)  # known only after the timed rounds
 
 
-def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve, measure_case) -> None:
+def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve, zoo_served_models, measure_case) -> None:
     """Poisson arrivals at R requests/s on a seeded schedule, through the same load generator as
     served generation; latency from the scheduled time as well as from the send."""
     from inferperf.metrics.requests import LoadPoint, RoundLoad
@@ -207,7 +207,7 @@ def test_served_open_loop(case: Case, zoo_artefacts, zoo_images, settings, serve
 
     rate = float(case.variant.split("_")[1].removeprefix("r"))
     dynamic = case.variant.endswith("_dynbatch")
-    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve)
+    artefact, endpoint, name, image = _load_target(case, dynamic, zoo_artefacts, zoo_images, serve, zoo_served_models)
     point = LoadPoint("poisson", rate_rps=rate, seed=0)
     count = round_requests(point, OPEN_WINDOW_S[settings.tier])
     runner = triton_load(endpoint.grpc, name)

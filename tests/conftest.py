@@ -17,3 +17,25 @@ def _private_cache_folder(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_calibration(tmp_path_factory):
+    """The CPU's peaks measured once for the whole test session and handed, as ``--isolate`` hands
+    its own to its children, to every pytest session the tests start: each would otherwise spend
+    about 4 s of a 2-core machine measuring the same peaks again."""
+    from inferperf.extras import has_extra
+    from inferperf.isolation import CALIBRATION_ENV
+
+    if not has_extra("torch") or CALIBRATION_ENV in os.environ:
+        yield
+        return
+    import json
+
+    from inferperf.hardware import calibrate
+
+    path = tmp_path_factory.mktemp("calibration") / "calibration.json"
+    path.write_text(json.dumps({"cpu": calibrate("cpu").as_record()}), encoding="utf-8")
+    os.environ[CALIBRATION_ENV] = str(path)
+    yield
+    os.environ.pop(CALIBRATION_ENV, None)

@@ -8,12 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferperf.analysis import batch_stats
-from inferperf.analysis.batch_stats import (
-    bootstrap_medians_many,
-    bootstrap_ratios,
-    mann_whitney_p_many,
-)
-from inferperf.analysis.stats import bootstrap_medians, bootstrap_ratio, mann_whitney_p
+from inferperf.analysis.batch_stats import bootstrap_medians_many
+from inferperf.analysis.stats import bootstrap_medians
 
 #: round times: positive, sometimes tied (rounded), of the lengths runs have (2..40 rounds)
 times = st.lists(st.floats(1e-4, 1.0), min_size=2, max_size=40).map(lambda xs: xs)
@@ -27,26 +23,6 @@ def test_bulk_bootstrap_medians_equal_the_one_side_function(samples, resamples):
     bulk = bootstrap_medians_many(samples, resamples)
     for values, medians in zip(samples, bulk):
         assert np.array_equal(medians, bootstrap_medians(values, resamples))
-
-
-@given(st.lists(st.tuples(sides, sides), min_size=1, max_size=10))
-@settings(max_examples=60, deadline=None)
-def test_bulk_mann_whitney_equals_scipy_per_case(pairs):
-    assert mann_whitney_p_many(pairs) == [mann_whitney_p(a, b) for a, b in pairs]
-
-
-@given(st.lists(st.tuples(sides, sides), min_size=1, max_size=8), st.sampled_from([0.9, 0.95, 0.99]))
-@settings(max_examples=40, deadline=None)
-def test_bulk_ratios_equal_bootstrap_ratio(pairs, confidence):
-    assert bootstrap_ratios(pairs, confidence=confidence, resamples=200) == [
-        bootstrap_ratio(a, b, confidence=confidence, resamples=200) for a, b in pairs
-    ]
-
-
-def test_the_default_resamples_and_a_slowdown_agree_case_by_case():
-    rng = np.random.default_rng(4)
-    pairs = [(rng.lognormal(-4, 0.05, 20), rng.lognormal(-4, 0.05, 20) * 1.05) for _ in range(30)]
-    assert bootstrap_ratios(pairs) == [bootstrap_ratio(a, b) for a, b in pairs]
 
 
 def test_a_rejected_draw_takes_the_one_side_path(monkeypatch):

@@ -61,7 +61,7 @@ def test_reads_pytest_benchmark_versions_with_and_without_samples_or_extra_info(
     assert len(result["comparisons"]) == 3
     slowed = [c for c in result["comparisons"] if c["verdict"] == "slower"]
     assert len(slowed) == 1 and slowed[0]["ratio"] == pytest.approx(1.5, rel=0.02)
-    assert {c["method"] for c in result["comparisons"]} == {"bootstrap" if with_data else "summary"}
+    assert {c["method"] for c in result["comparisons"]} == {"exact" if with_data else "summary"}
 
 
 def _bad_input(tmp_path, name: str, text: str):

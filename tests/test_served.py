@@ -282,6 +282,18 @@ def test_transformers_serve_gives_the_local_greedy_tokens(tmp_path: Path) -> Non
             assert record.ok, record.error
             assert record.completion_tokens_server == record.completion_tokens_client == 12
             assert not record.token_count_mismatch
+        # as --served-url sees it (the "openai" dialect: vLLM's min_tokens/ignore_eos, which
+        # transformers serve answers with 422): the greedy check and the stream fall back to the
+        # standard fields instead of failing the case at set-up
+        plain = complete_once(endpoint.base_url, endpoint.model, prompt, 12, "openai")
+        assert plain["choices"][0]["text"]
+        fleet = OpenAIStreamClient(endpoint.base_url, endpoint.model, "openai")
+        runner = LoadRunner(fleet)
+        try:
+            rnd = runner.run([CompletionRequest(prompt, 12, 64)] * 2, LoadPoint("closed", concurrency=1))
+        finally:
+            runner.close()
+        assert all(r.ok for r in rnd.requests) and not fleet.forcing and not rnd.requests[-1].length_forced
     finally:
         host.stop()
     assert not host.alive()

@@ -1,10 +1,9 @@
-"""The statistics of ``stats.py`` for many cases at once: the same numbers, computed in bulk.
+"""``stats.log_median_se`` for many series at once: the same numbers, computed in bulk.
 
-A fleet comparison holds tens of thousands of cases; per case, ``bootstrap_ratio`` draws 2 x 2,000
-bootstrap medians and calls scipy's Mann-Whitney U through its per-call wrapper. Here the same
-estimates are computed across cases with whole-array operations, and **every value is identical
-to the one-case functions'** (``tests/test_batch_stats.py`` holds them against each other on random
-inputs):
+History holds a year of nightly runs of hundreds of cases; per night and case, ``log_median_se``
+draws 400 bootstrap medians. Here the same estimates are computed across cases with whole-array
+operations, and **every value is identical to the one-case function's** (``tests/test_batch_stats.py``
+holds them against each other on random inputs):
 
 - *Bootstrap medians.* Each side keeps its own generator, seeded from its sorted samples exactly as
   ``stats.bootstrap_medians`` seeds it. Its draws are reproduced from the generator's raw 64-bit
@@ -15,15 +14,12 @@ inputs):
   ``u32`` and the samples are sorted, a resample's median is found by selecting the middle order
   statistics of its raw draws (``numpy.partition``) and mapping only those to indices — the value
   ``numpy.median`` returns for the same resample, bit for bit ((a + b) / 2 for an even count).
-- *Mann-Whitney U.* scipy's own ``mannwhitneyu`` with ``axis=-1``, called once per group of cases
-  with the same sample sizes and the same method choice (exact for a side of 8 or fewer samples
-  without ties, else asymptotic — the choice ``method="auto"`` makes per case), so each case gets
-  the p-value its own call would give.
+
+(``compare`` no longer draws at all: ``inferperf.analysis.exact``.)
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 from collections import defaultdict
@@ -33,12 +29,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from inferperf.analysis.settings import DEFAULT_BOOTSTRAP
 from inferperf.analysis.stats import (
-    RatioEstimate,
     _seed,
     bootstrap_medians,
-    min_mann_whitney_p,
 )
 
 #: raw draws held at once per chunk of sides (uint32: 4 bytes each, 32 MiB a chunk)
@@ -172,56 +166,6 @@ def bootstrap_medians_many(samples: Sequence[Any], resamples: int = DEFAULT_BOOT
     return [m for m in out if m is not None]
 
 
-def mann_whitney_p_many(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> list[float]:
-    """``stats.mann_whitney_p(base, contender)`` for every pair, with one scipy call per group."""
-    out = [1.0] * len(pairs)
-    groups: dict[tuple[int, int, str], list[int]] = defaultdict(list)
-    arrays = [(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)) for a, b in pairs]
-    for index, (a, b) in enumerate(arrays):
-        if np.array_equal(np.sort(a), np.sort(b)):
-            continue  # p = 1, as the one-case function says
-        if len(a) > 8 and len(b) > 8:
-            method = "asymptotic"
-        else:
-            both = np.concatenate([a, b])
-            method = "asymptotic" if len(np.unique(both)) < len(both) else "exact"
-        groups[(len(a), len(b), method)].append(index)
-    from scipy import (
-        stats as sps,  # imported when needed: scipy.stats is slow to import
-    )
-
-    for (_, _, method), members in groups.items():
-        base = np.stack([arrays[i][0] for i in members])
-        contender = np.stack([arrays[i][1] for i in members])
-        result = sps.mannwhitneyu(contender, base, alternative="two-sided", axis=-1, method=method)
-        for index, p in zip(members, np.atleast_1d(result.pvalue)):
-            out[index] = float(p)
-    return out
-
-
-def medians_many(samples: Sequence[np.ndarray]) -> list[float]:
-    """``numpy.median`` of each array, one call per group of equal lengths (the same values)."""
-    out = [0.0] * len(samples)
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for index, values in enumerate(samples):
-        by_length[len(values)].append(index)
-    for members in by_length.values():
-        medians = np.median(np.stack([samples[i] for i in members]), axis=1)
-        for index, median in zip(members, medians):
-            out[index] = float(median)
-    return out
-
-
-def _interval_chunk(pairs: Sequence[tuple[np.ndarray, np.ndarray]], confidence: float, resamples: int) -> np.ndarray:
-    """(low, high) of ``medians(second) / medians(first)`` for each pair: what ``symmetric_interval``
-    takes from its sort, found by one ``numpy.partition`` over the chunk's ratios."""
-    medians = bootstrap_medians_many([side for pair in pairs for side in pair], resamples)
-    ratios = np.stack([medians[2 * i + 1] / medians[2 * i] for i in range(len(pairs))])
-    k = int(math.floor((1.0 - confidence) / 2.0 * resamples))
-    bounds = np.partition(ratios, (k, resamples - 1 - k), axis=1)
-    return np.stack([bounds[:, k], bounds[:, resamples - 1 - k]], axis=1)
-
-
 def _log_se_chunk(samples: Sequence[np.ndarray], resamples: int) -> np.ndarray:
     medians = np.stack(bootstrap_medians_many(samples, resamples))
     return np.std(np.log(medians), axis=1, ddof=1)
@@ -265,47 +209,6 @@ def cpus() -> int:
 
 def _draws_per_side(samples: Sequence[np.ndarray], resamples: int) -> int:
     return resamples * max(1, int(np.mean([len(s) for s in samples]))) if len(samples) else resamples
-
-
-def ratio_intervals(
-    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
-    *,
-    confidence: float = DEFAULT_CONFIDENCE,
-    resamples: int = DEFAULT_BOOTSTRAP,
-) -> list[tuple[float, float]]:
-    """``symmetric_interval(bootstrap_medians(b) / bootstrap_medians(a), confidence)`` for each (a, b)."""
-    if not pairs:
-        return []
-    arrays = [(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)) for a, b in pairs]
-    per_pair = 2 * _draws_per_side([side for pair in arrays for side in pair], resamples)
-    bounds = _in_chunks(_interval_chunk, arrays, per_pair, confidence, resamples)
-    return [(float(low), float(high)) for low, high in bounds]
-
-
-def bootstrap_ratios(
-    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
-    *,
-    confidence: float = DEFAULT_CONFIDENCE,
-    resamples: int = DEFAULT_BOOTSTRAP,
-) -> list[RatioEstimate]:
-    """``stats.bootstrap_ratio(base, contender)`` for every (base, contender) pair, in bulk."""
-    if not pairs:
-        return []
-    arrays = [np.asarray(side, dtype=np.float64) for pair in pairs for side in pair]
-    intervals = ratio_intervals(pairs, confidence=confidence, resamples=resamples)
-    point = medians_many(arrays)
-    p_values = mann_whitney_p_many(pairs)
-    return [
-        RatioEstimate(
-            ratio=float(point[2 * i + 1] / point[2 * i]),
-            low=intervals[i][0],
-            high=intervals[i][1],
-            p_value=p_values[i],
-            method="bootstrap",
-            min_p_value=min_mann_whitney_p(len(arrays[2 * i]), len(arrays[2 * i + 1])),
-        )
-        for i in range(len(pairs))
-    ]
 
 
 def log_median_ses(samples: Sequence[Any], resamples: int = 400) -> list[float]:

@@ -13,12 +13,12 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from inferperf.analysis.exact import estimates, exact_ratio
 from inferperf.analysis.settings import Thresholds
 from inferperf.analysis.stats import (
     RatioEstimate,
     SummaryStats,
     Verdict,
-    bootstrap_ratio,
     summary_ratio,
     verdict,
 )
@@ -68,17 +68,14 @@ def _not_comparable(base: Benchmark, contender: Benchmark) -> str:
 
 
 def estimate_ratio(base: Benchmark, contender: Benchmark, thresholds: Thresholds) -> RatioEstimate:
-    """Bootstrap when both sides kept raw samples (2+ each), else the summary fallback."""
+    """The exact statistics when both sides kept raw samples (2+ each), else the summary fallback."""
     if has_raw_samples(base, contender):
-        return bootstrap_ratio(
-            base.samples, contender.samples,  # type: ignore[arg-type]  # has_raw_samples: both are tuples
-            confidence=thresholds.confidence, resamples=thresholds.resamples,
-        )
+        return exact_ratio(base.samples, contender.samples, confidence=thresholds.confidence)  # type: ignore[arg-type]
     return summary_ratio(SummaryStats.of(base.summary), SummaryStats.of(contender.summary), confidence=thresholds.confidence)
 
 
 def has_raw_samples(base: Benchmark, contender: Benchmark) -> bool:
-    """Both sides kept two or more raw round times: the bootstrap applies."""
+    """Both sides kept two or more raw round times: the exact statistics apply."""
     return bool(base.samples and contender.samples and len(base.samples) > 1 and len(contender.samples) > 1)
 
 
@@ -145,8 +142,8 @@ def compare_runs(
 ) -> list[CaseComparison]:
     """Every case of every run, each contender against the first run, sorted by case id.
 
-    The bootstrap estimates of all cases with raw samples are computed together
-    (``batch_stats.bootstrap_ratios``: the same values, in bulk); the rest case by case.
+    The exact estimates of all cases with raw samples are computed together (``exact.estimates``:
+    grouped by sample sizes, whole-array sorts); the rest case by case.
     """
     if len(runs) < 2:
         raise ValueError("compare needs at least two runs (a base and a contender)")
@@ -162,18 +159,14 @@ def compare_runs(
 
 
 def _bulk_estimates(case_ids: Sequence[str], base_run: Run, contender_run: Run, thresholds: Thresholds) -> dict[str, RatioEstimate]:
-    """Bootstrap estimates of every case both runs hold with raw samples, computed in bulk."""
-    from inferperf.analysis.batch_stats import bootstrap_ratios
-
+    """Exact estimates of every case both runs hold with raw samples, computed in bulk."""
     wanted = []
     for case_id in case_ids:
         base, contender = base_run.benchmarks.get(case_id), contender_run.benchmarks.get(case_id)
         if base is not None and contender is not None and has_raw_samples(base, contender):
             wanted.append((case_id, base.samples, contender.samples))
-    estimates = bootstrap_ratios(
-        [(b, c) for _, b, c in wanted], confidence=thresholds.confidence, resamples=thresholds.resamples  # type: ignore[misc]
-    )
-    return {case_id: estimate for (case_id, _, _), estimate in zip(wanted, estimates)}
+    found = estimates([(b, c) for _, b, c in wanted], confidence=thresholds.confidence)  # type: ignore[misc]
+    return {case_id: estimate for (case_id, _, _), estimate in zip(wanted, found)}
 
 
 #: what a comparison of one run per side cannot see
@@ -216,11 +209,9 @@ def technique_view(
     """Speedups of every case that names a ``baseline_case_id`` present in the same run.
 
     The speedup is items/s over items/s; its interval, where both sides kept raw samples, is the
-    symmetric interval of the ratio of the two sides' bootstrap medians of throughput, every
-    speedup's computed together (``batch_stats.ratio_intervals``).
+    exact (Moses) interval of the shift between the two sides' per-round throughputs, every
+    speedup's computed together (``exact.estimates``).
     """
-    from inferperf.analysis.batch_stats import ratio_intervals
-
     pairs: list[tuple[Run, str, Benchmark, Benchmark]] = []
     for run in runs:
         for case_id, bench in sorted(run.benchmarks.items()):
@@ -232,12 +223,9 @@ def technique_view(
                 pairs.append((run, case_id, bench, baseline))
     throughputs = [(_throughput_samples(bench), _throughput_samples(baseline)) for _, _, bench, baseline in pairs]
     sampled = [i for i, (ours, theirs) in enumerate(throughputs) if ours is not None and theirs is not None]
-    # the interval of medians(ours) / medians(theirs): each pair given as (theirs, ours)
-    found = ratio_intervals(
-        [(throughputs[i][1], throughputs[i][0]) for i in sampled],  # type: ignore[misc]
-        confidence=thresholds.confidence, resamples=thresholds.resamples,
-    )
-    intervals = dict(zip(sampled, found))
+    # the interval of ours over theirs: each pair given as (theirs, ours)
+    found = estimates([(throughputs[i][1], throughputs[i][0]) for i in sampled], confidence=thresholds.confidence)  # type: ignore[misc]
+    intervals = {index: (e.low, e.high) for index, e in zip(sampled, found)}
     return [
         Speedup(
             run.label, case_id, baseline.case_id, bench.field("technique"), bench.field("variant"),

@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from inferperf.analysis.stats import RatioEstimate, bootstrap_ratio, verdict
+from inferperf.analysis.exact import exact_ratio
+from inferperf.analysis.stats import RatioEstimate, verdict
 
 #: a slowdown of 0.0 is the A/A condition
 DEFAULT_SLOWDOWNS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.10)
@@ -95,7 +96,7 @@ def run_trials(
             for _ in range(trials):
                 base = measure(BASE_UNITS, rounds)
                 contender = measure(int(round(BASE_UNITS * (1 + slowdown))), rounds)
-                estimate = bootstrap_ratio(base, contender, resamples=500)
+                estimate = exact_ratio(base, contender)
                 results.append(Trial(rounds, slowdown, estimate.ratio, estimate.p_value))
             if progress is not None:
                 progress(f"rounds={rounds} slowdown={slowdown:.0%}: {trials} trials")
@@ -103,7 +104,7 @@ def run_trials(
 
 
 def _called(trial: Trial, min_change: float, alpha: float) -> bool:
-    estimate = RatioEstimate(trial.ratio, trial.ratio, trial.ratio, trial.p_value, "bootstrap")
+    estimate = RatioEstimate(trial.ratio, trial.ratio, trial.ratio, trial.p_value, "exact")
     called = verdict(estimate, min_change=min_change, alpha=alpha)
     return called != "same" if trial.slowdown == 0 else called == "slower"
 

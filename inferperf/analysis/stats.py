@@ -1,18 +1,15 @@
-"""Statistics for comparing two sets of round times.
+"""The estimate every comparison reports, its verdict, and what history and ab share with it.
 
-The ratio is ``median(contender) / median(base)`` of seconds per round (> 1: the contender is
-slower). Its confidence interval comes from the raw samples by bootstrap; when either side has
-only summary statistics, a documented fallback is used (``summary_ratio``). A change needs both
-significance (Mann-Whitney U, or Welch's t on the summaries) and a minimum effect.
+A comparison's ``RatioEstimate`` is contender / base of seconds per round (> 1: the contender is
+slower) with an interval and a two-sided p-value: from the raw samples by the exact statistics of
+``inferperf.analysis.exact`` (``method == "exact"``), or, where either side kept only pytest-
+benchmark's summary, by the documented fallback here (``summary_ratio``: delta method, Welch's
+t). A change needs both significance and a minimum effect, symmetric in log space: slower at
+``ratio >= 1 + m``, faster at ``ratio <= 1 / (1 + m)`` (``verdict``).
 
-Design choices that make the results reproducible and symmetric:
-
-- each side's bootstrap is seeded from the content of its own samples (sorted), so the result
-  does not depend on file order, benchmark order or sample order;
-- the interval takes symmetric order statistics of the bootstrap ratios, so swapping the sides
-  gives exactly the inverted interval;
-- the minimum effect is symmetric in log space: slower at ``ratio >= 1 + m``, faster at
-  ``ratio <= 1 / (1 + m)``.
+Also here: the seeded bootstrap of one side's median (``bootstrap_medians``, seeded from the sorted
+samples so the result does not depend on any order), which history's per-night uncertainty
+(``log_median_se``) and ``ab``'s two-level interval (``symmetric_interval``) still use.
 """
 
 from __future__ import annotations
@@ -29,7 +26,9 @@ from inferperf.analysis.settings import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 from inferperf.record.run import Summary
 
 Verdict = Literal["faster", "slower", "same", "not comparable"]
-Method = Literal["bootstrap", "summary"]
+#: ``exact``: the Hodges–Lehmann ratio, Moses interval and exact Mann–Whitney test of the raw
+#: samples (``inferperf.analysis.exact``); ``summary``: the fallback for runs saved without them
+Method = Literal["exact", "summary"]
 
 #: the Gaussian efficiency factor of the median: SE(median) ~ 1.2533 * sigma / sqrt(n)
 _MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
@@ -83,19 +82,6 @@ def symmetric_interval(values: np.ndarray, confidence: float) -> tuple[float, fl
     return float(ordered[k]), float(ordered[len(ordered) - 1 - k])
 
 
-def mann_whitney_p(base: npt.ArrayLike, contender: npt.ArrayLike) -> float:
-    """Two-sided Mann-Whitney U p-value (exact for small samples without ties)."""
-    a = np.asarray(base, dtype=np.float64)
-    b = np.asarray(contender, dtype=np.float64)
-    if np.array_equal(np.sort(a), np.sort(b)):
-        return 1.0
-    from scipy import (
-        stats as sps,  # imported when needed: scipy.stats is slow to import
-    )
-    result = sps.mannwhitneyu(b, a, alternative="two-sided")
-    return float(result.pvalue)
-
-
 def min_mann_whitney_p(n: int, m: int) -> float:
     """The smallest two-sided p-value Mann-Whitney U can give for sample sizes ``n`` and ``m``.
 
@@ -103,43 +89,6 @@ def min_mann_whitney_p(n: int, m: int) -> float:
     ``1 / C(n + m, n)`` on each side.
     """
     return min(1.0, 2.0 / math.comb(n + m, n))
-
-
-def bootstrap_ratio(
-    base: npt.ArrayLike,
-    contender: npt.ArrayLike,
-    *,
-    confidence: float = DEFAULT_CONFIDENCE,
-    resamples: int = DEFAULT_BOOTSTRAP,
-) -> RatioEstimate:
-    """Ratio of medians with a bootstrap interval and a Mann-Whitney U p-value.
-
-    Parameters
-    ----------
-    base, contender : sequence of float
-        Raw seconds per round of each side.
-    confidence : float
-        Coverage of the interval.
-    resamples : int
-        Bootstrap resamples per side.
-
-    Returns
-    -------
-    RatioEstimate
-        ``method == "bootstrap"``.
-    """
-    a = np.asarray(base, dtype=np.float64)
-    b = np.asarray(contender, dtype=np.float64)
-    ratio = float(np.median(b) / np.median(a))
-    low, high = symmetric_interval(bootstrap_medians(b, resamples) / bootstrap_medians(a, resamples), confidence)
-    return RatioEstimate(
-        ratio=ratio,
-        low=low,
-        high=high,
-        p_value=mann_whitney_p(a, b),
-        method="bootstrap",
-        min_p_value=min_mann_whitney_p(len(a), len(b)),
-    )
 
 
 @dataclass(frozen=True)
