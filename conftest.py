@@ -79,6 +79,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="served load: run the client workers as Ray actors on the cluster at ADDRESS ('local': a local Ray instance; "
         "the [ray] extra)",
     )
+    group.addoption(
+        "--load", action="append", default=None, metavar="SPEC",
+        help="served generation: the load points, each one case (repeatable), e.g. closed:1,4,16  poisson:10,20:cap=8  "
+        "gamma:10:burstiness=0.5  sessions:4  trace:speed=2  sweep:points=4 (default: the tier's; docs/running.md)",
+    )
+    group.addoption(
+        "--traffic", default=None, metavar="SPEC",
+        help="served generation: what the requests say, e.g. random:in=normal(512,128,64,1024):out=128, "
+        "random:in=128:prefixes=4:prefix_len=512, multiturn:turns=4:think=0.5, jsonl:FILE, sharegpt:FILE, trace:FILE",
+    )
+    group.addoption("--tokenizer", type=Path, default=None, metavar="DIR",
+                    help="served generation: a local tokenizer directory whose tokens the prompt lengths are in (never downloaded)")
+    group.addoption("--served-api", default="completions", metavar="API",
+                    help="served generation: completions, chat, or completions,chat (/v1/completions, /v1/chat/completions)")
+    group.addoption("--vllm-python", type=Path, default=None, metavar="PATH",
+                    help="the python of vLLM's own environment (default: $INFERPERF_VLLM_PYTHON, else .venv-vllm/bin/python; "
+                    "scripts/make-vllm-env makes it)")
     group.addoption("--rounds", type=int, default=None, help="timed rounds per benchmark (overrides the tier)")
     group.addoption(
         "--warmup-rounds", type=int, default=None, help="untimed warm-up rounds per benchmark (overrides the tier)"
@@ -156,6 +173,25 @@ def _settings(config: pytest.Config) -> Settings:
             from inferperf.metrics.served import parse_slo
 
             parse_slo(slo)
+        loads = tuple(config.getoption("--load") or ())
+        traffic = config.getoption("--traffic")
+        apis = tuple(a.strip() for a in str(config.getoption("--served-api")).split(","))
+        if not apis or any(a not in ("completions", "chat") for a in apis):
+            raise ValueError(f"--served-api: expected completions, chat or completions,chat, got {config.getoption('--served-api')!r}")
+        if loads:
+            from inferperf.serving.loadspec import parse_loads
+
+            parse_loads(list(loads))
+        if traffic is not None:
+            from inferperf.serving.traffic import parse_traffic
+
+            parse_traffic(traffic)
+        tokenizer = config.getoption("--tokenizer")
+        if tokenizer is not None and not tokenizer.is_dir():
+            raise ValueError(f"--tokenizer {tokenizer}: no such directory")
+        vllm_python = config.getoption("--vllm-python")
+        if vllm_python is not None and not vllm_python.is_file():
+            raise ValueError(f"--vllm-python {vllm_python}: no such file")
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Settings(
@@ -166,6 +202,11 @@ def _settings(config: pytest.Config) -> Settings:
         client_workers=None if workers_option == "auto" else int(workers_option),
         ray_address=config.getoption("--ray-address"),
         slo=slo,
+        loads=loads,
+        traffic=traffic,
+        tokenizer_dir=tokenizer.resolve() if tokenizer else None,
+        served_apis=apis,
+        vllm_python=vllm_python.absolute() if vllm_python else None,
         devices=devices,
         threads=threads,
         weights_dir=weights.resolve() if weights else None,

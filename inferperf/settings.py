@@ -60,6 +60,16 @@ class Settings:
     client_workers: int | None = None
     #: ``--ray-address``: run those workers as Ray actors on this cluster (``local``: a local instance)
     ray_address: str | None = None
+    #: ``--load``: served generation's load points as written (``inferperf.serving.loadspec``; empty: the tier's)
+    loads: tuple[str, ...] = ()
+    #: ``--traffic``: what served requests say (``inferperf.serving.traffic``; None: the tier's fixed lengths)
+    traffic: str | None = None
+    #: ``--tokenizer``: whose tokens the prompt lengths are in (None: the served artefact's)
+    tokenizer_dir: Path | None = None
+    #: ``--served-api``: the endpoints measured
+    served_apis: tuple[str, ...] = ("completions",)
+    #: ``--vllm-python``: vLLM's environment's interpreter (None: $INFERPERF_VLLM_PYTHON or .venv-vllm/bin/python)
+    vllm_python: Path | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None
 

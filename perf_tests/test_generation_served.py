@@ -2,28 +2,35 @@
 
 The server hosts technique 6's saved model directory — ``transformers serve`` with and without
 continuous batching, llama.cpp's server on a GGUF of the same weights when ``[llamacpp]`` is
-installed, or the user's own fleet with ``--served-url openai+http://host:port/v1 --served-model
-NAME``. One load generator (``inferperf.serving.loadgen``) sends each round's requests: closed
-loop (N streams, each sending when its last request ends) or open loop (Poisson arrivals at R
-requests/s on a seeded schedule, optionally capped in flight). A round is a bounded window;
-items are output tokens. Latency is recorded from the send and from the scheduled time, and the
-client checks itself: a round it could not schedule is marked invalid, never reported as the
-server's latency. The ``capacity`` case of each server finds the highest Poisson rate whose p99 TTFT and
-TPOT meet the SLO (MLPerf's Server question) by a bounded search.
+installed, vLLM from its own environment (``scripts/make-vllm-env``) with prefix caching on and,
+where the traffic shares prefixes, off — or the user's own fleet with ``--served-url
+openai+http://host:port/v1 --served-model NAME``. One load generator
+(``inferperf.serving.loadgen``) sends each round's requests: the tier's load points or
+``--load``'s (closed loops, constant / Poisson / gamma arrivals, multi-turn sessions, a trace's
+own times, a sweep), each point one case; the requests are ``--traffic``'s, on ``--served-api``'s
+endpoints. A round is bounded by its requests (or ``duration=``); items are output tokens.
+Latency is recorded from the send and from the scheduled time, the client checks itself (a round
+it could not schedule is marked invalid, never reported as the server's latency), and a server
+with Prometheus ``/metrics`` is sampled through each round. The ``capacity`` case of each server
+finds the highest Poisson rate whose p99 TTFT and TPOT meet the SLO (MLPerf's Server question):
+a bounded search, then repeated probes on both sides of the boundary, reported as an interval.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
+from fixtures.served_generation import SERVERS, served_parts, shares_prefixes
 from inferperf.cases import Case, Tier
 from inferperf.measure import Workload
 from inferperf.metrics.requests import LoadPoint, RoundLoad
 from inferperf.metrics.served import Slo, parse_slo, served_metrics, slo_met
 from inferperf.params import parametrize_cases
 from inferperf.serving.loadgen import round_requests, search_max_rate
+from inferperf.serving.loadspec import NamedLoad, parse_loads, sweep_rate
 from inferperf.serving.runners import expected_tokens_per_s
 from inferperf.settings import Budget, Settings
 
@@ -33,12 +40,6 @@ if TYPE_CHECKING:
 TECHNIQUE = "generation"
 MODEL: dict[Tier, str] = {"quick": "llama_tiny", "standard": "qwen2_0p5b"}
 LENGTHS: dict[Tier, tuple[int, int]] = {"quick": (128, 32), "standard": (512, 128)}
-#: the servers the suite starts: variant prefix -> (what starts it, extras it needs)
-SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tf": ("transformers serve", ("torch", "genserve")),
-    "tfcb": ("transformers serve --continuous-batching", ("torch", "genserve")),
-    "llamacpp": ("llama.cpp", ("torch", "llamacpp")),
-}
 #: load points per tier (closed: streams; open: Poisson rate, optional in-flight cap)
 LOADS: dict[Tier, dict[str, LoadPoint]] = {
     "quick": {
@@ -59,41 +60,52 @@ LOADS: dict[Tier, dict[str, LoadPoint]] = {
 #: the seconds of arrivals one open-loop round schedules
 WINDOW_S: dict[Tier, float] = {"quick": 3.0, "standard": 20.0}
 DEFAULT_SLO: dict[Tier, Slo] = {"quick": Slo(ttft_s=0.25, tpot_s=0.02), "standard": Slo(ttft_s=2.0, tpot_s=0.2)}
-#: capacity search: Poisson rates probed between these bounds, at most this many probes
-CAPACITY: dict[Tier, tuple[float, float, int]] = {"quick": (1.0, 16.0, 4), "standard": (0.25, 16.0, 6)}
+#: capacity search: Poisson rates probed between these bounds, at most this many probes, then this
+#: many repeats (other arrival seeds) at the boundary's two sides
+CAPACITY: dict[Tier, tuple[float, float, int, int]] = {"quick": (1.0, 16.0, 4, 1), "standard": (0.25, 16.0, 6, 2)}
 #: a case whose requests fail more often than this fails (after its record is written)
 MAX_ERROR_RATE = 0.05
 BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(rounds=5, warmup_rounds=1)}
 
 
-def _server_names(settings_url: bool) -> tuple[str, ...]:
-    return ("url",) if settings_url else tuple(SERVERS)
+def _server_names(settings: Settings, with_url: bool) -> tuple[str, ...]:
+    if with_url:
+        return ("url",)
+    return tuple(name for name in SERVERS if name != "vllmnopc" or shares_prefixes(settings))
 
 
-def served_cases(tier: Tier, with_url: bool = False) -> list[Case]:
-    """Each server's load points, then its capacity search: the cases of one server run together,
-    so each server starts once a session (starting one costs 10-20 s on 2 cores)."""
-    prompt_len, output_len = LENGTHS[tier]
+def loads_for(settings: Settings) -> dict[str, NamedLoad]:
+    """The load points: ``--load``'s, or the tier's."""
+    if settings.loads:
+        return parse_loads(list(settings.loads))
+    return {name: NamedLoad(name, point) for name, point in LOADS[settings.tier].items()}
+
+
+def served_cases(settings: Settings, with_url: bool = False) -> list[Case]:
+    """Each server's load points per endpoint, then its capacity search: the cases of one server run
+    together, so each server starts once a session (starting one costs 10-100 s on 2 cores)."""
+    prompt_len, output_len = LENGTHS[settings.tier]
     cases = []
-    for server in _server_names(with_url):
+    for server in _server_names(settings, with_url):
         requires = SERVERS[server][1] if server in SERVERS else ("torch", "genserve")
-        for load, point in [*LOADS[tier].items(), ("capacity", None)]:
-            cases.append(Case(TECHNIQUE, MODEL[tier], f"served_{server}_{load}", "cpu", "fp32", point.concurrency or 1 if point else 1,
-                              backend="openai", requires=requires, prompt_len=prompt_len, output_len=output_len))
+        for api in settings.served_apis:
+            api_part = "chat_" if api == "chat" else ""
+            for load in [*loads_for(settings).values(), None]:
+                name = load.name if load else "capacity"
+                streams = (load.point.concurrency or 1) if load else 1
+                cases.append(Case(TECHNIQUE, MODEL[settings.tier], f"served_{server}_{api_part}{name}", "cpu", "fp32", streams,
+                                  backend="openai", requires=requires, prompt_len=prompt_len, output_len=output_len))
     return cases
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # with any --served-url the cases are the URL's (under a Triton URL they skip, saying why)
+    from inferperf.session import record_of
+
+    settings = record_of(metafunc.config).settings
     with_url = bool(metafunc.config.getoption("--served-url"))
     if metafunc.function.__name__ == "test_generation_served":
-        parametrize_cases(metafunc, lambda tier: served_cases(tier, with_url))
-
-
-def _parts(case: Case) -> tuple[str, str]:
-    """``served_tfcb_poisson_r4`` -> (``tfcb``, ``poisson_r4``)."""
-    _, server, load = case.variant.split("_", 2)
-    return server, load
+        parametrize_cases(metafunc, lambda tier: served_cases(replace(settings, tier=tier), with_url))
 
 
 def _slo(settings: Settings) -> Slo:
@@ -102,11 +114,16 @@ def _slo(settings: Settings) -> Slo:
 
 def _extra(case: Case, target: ServedTarget) -> dict[str, object]:
     endpoint = target.endpoint
-    return {
+    extra: dict[str, object] = {
         "server": endpoint.server, "endpoint": endpoint.base_url, "served_model": endpoint.model,
-        "agreement": target.agreement,
-        "chunk_token_source": "client tokenizer (the served artefact's)" if target.count_tokens else "one per chunk; totals from usage",
+        "endpoint_api": target.api, "traffic": target.traffic, "agreement": target.agreement,
+        "chunk_token_source": ("client tokenizer (" + str(target.traffic.get("tokenizer")) + ")") if target.count_tokens
+        else "one per chunk; totals from usage",
     }
+    server = served_parts(case)[0]
+    if server.startswith("vllm"):
+        extra["prefix_caching"] = server == "vllm"
+    return extra
 
 
 def _check_server(target: ServedTarget, rounds: list[RoundLoad]) -> None:
@@ -116,20 +133,88 @@ def _check_server(target: ServedTarget, rounds: list[RoundLoad]) -> None:
         pytest.fail(target.host.failure(f"the server died during the load ({failed} requests failed)"), pytrace=False)
 
 
-def test_generation_served(case: Case, settings: Settings, served_target, measure_case, benchmark) -> None:
-    if _parts(case)[1] == "capacity":
+#: a duration-bounded closed loop's requests are built ahead: at most this many per stream
+DURATION_REQUESTS_PER_STREAM = 64
+
+
+def _request_count(load: NamedLoad, point: LoadPoint, tier: Tier) -> int:
+    """Requests a round of ``load`` sends (sessions: their turns; a trace: its lines, unless ``requests=``)."""
+    if load.requests:
+        return load.requests
+    if point.duration_s and not point.open_loop:
+        return (point.concurrency or 1) * DURATION_REQUESTS_PER_STREAM
+    if point.mode == "sessions":
+        return (point.concurrency or 1) * 2 * SESSION_TURNS
+    if point.mode == "trace":
+        return 1  # the trace's own requests (build_requests gives them all)
+    return round_requests(point, WINDOW_S[tier])
+
+
+#: multi-turn sessions built for a ``sessions`` load when the traffic does not say (multiturn's default)
+SESSION_TURNS = 4
+
+
+def _sweep_point(load: NamedLoad, anchors: dict[str, float]) -> LoadPoint:
+    """A sweep's open-loop point: its rate laid between the one-stream and saturated rates measured."""
+    if "single" not in anchors or "saturated" not in anchors:
+        pytest.skip("a sweep's rates come from its sweep_c1 and saturated sweep_cN cases: run them first, in the same session")
+    assert load.sweep_step is not None
+    return replace(load.point, rate_rps=round(sweep_rate(load.sweep_step, anchors["single"], anchors["saturated"]), 3))
+
+
+def _payloads(target: ServedTarget, point: LoadPoint, count: int) -> list:
+    if point.mode == "sessions":  # whole sessions, twice as many as run at once
+        wanted = 2 * (point.concurrency or 1)
+        return [r for r in target.requests if r.session is not None and r.session < wanted]
+    if point.mode == "trace":
+        return target.requests[:count] if count > 1 else list(target.requests)
+    return target.requests[:count]
+
+
+def _server_rounds(samples: list[dict[str, object]]) -> dict[str, object] | None:
+    """The server's ``/metrics`` over the timed rounds: each round's summary and their means."""
+    if not samples:
+        return None
+    means = {key: sum(float(s[key]) for s in samples if key in s) / sum(key in s for s in samples)  # type: ignore[arg-type]
+             for key in sorted({k for s in samples for k in s if k != "samples"})}
+    return {**means, "rounds": samples}
+
+
+def test_generation_served(case: Case, settings: Settings, served_target, sweep_anchors, measure_case, benchmark) -> None:
+    server, api, load_name = served_parts(case)
+    if load_name == "capacity":
         _served_capacity(case, settings, served_target, measure_case)
         return
-    point = LOADS[settings.tier][_parts(case)[1]]
-    target: ServedTarget = served_target(round_requests(point, WINDOW_S[settings.tier]))
+    load = loads_for(settings)[load_name]
+    point = load.point
+    anchors = sweep_anchors.setdefault((server, api), {})
+    if load.sweep_step is not None:
+        point = _sweep_point(load, anchors)
+    count = _request_count(load, point, settings.tier)
+    target: ServedTarget = served_target(count, sessions=point.mode == "sessions")
+    payloads = _payloads(target, point, count)
+    if point.mode == "trace":
+        if any(r.arrival_s is None for r in payloads):
+            pytest.fail("--load trace replays a trace: give one with --traffic trace:FILE", pytrace=False)
+        offsets = tuple(float(r.arrival_s) for r in payloads)
+        span = offsets[-1] / (point.speed or 1.0)
+        point = replace(point, offsets_s=offsets, rate_rps=round(len(offsets) / span, 3) if span > 0 else None)
+    if point.mode == "sessions" and not any(r.session is not None for r in payloads):
+        pytest.fail("--load sessions sends multi-turn sessions: give --traffic multiturn:... or sharegpt:FILE", pytrace=False)
     slo = _slo(settings)
-    runner = target.runner(expected_tokens_per_s(point, case.output_len or 1))
-    payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
+    runner = target.runner(expected_tokens_per_s(point, case.output_len or 1), single=point.mode == "sessions")
     prompt_tokens = [r.prompt_tokens for r in payloads]
     rounds: list[RoundLoad] = []
+    server_samples: list[dict[str, object]] = []
 
     def step() -> None:
-        rounds.append(runner.run(payloads, point, prompt_tokens))
+        if target.sampler is not None:
+            target.sampler.start()
+        try:
+            rounds.append(runner.run(payloads, point, prompt_tokens))
+        finally:
+            if target.sampler is not None:
+                server_samples.append(target.sampler.stop())
         _check_server(target, rounds)
 
     def warmup() -> None:  # two requests one after the other: connections open, the server warm
@@ -139,18 +224,24 @@ def test_generation_served(case: Case, settings: Settings, served_target, measur
     def derived(info) -> dict[str, object]:
         timed = int(info["rounds"])  # the step appends timed rounds only (the warm-up has its own function)
         metrics = served_metrics(rounds[:timed], point, slo)
-        metrics["output_len_forced"] = all(r.length_forced for rnd in rounds[:timed] for r in rnd.requests if r.ok) and all(
-            r.completion_tokens == case.output_len for rnd in rounds[:timed] for r in rnd.requests if r.ok
-        )
+        done = [r for rnd in rounds[:timed] for r in rnd.requests if r.ok]
+        by_index = {i: p for i, p in enumerate(payloads)}
+        metrics["output_len_forced"] = all(r.length_forced for r in done) and all(
+            r.completion_tokens == by_index[r.index].max_tokens for r in done)
+        metrics["server_metrics"] = _server_rounds(server_samples[:timed])
         return metrics
 
     try:
         info = measure_case(
-            case, Workload(step, items_per_round=len(payloads) * (case.output_len or 1), inference=False, warmup=warmup),
+            case, Workload(step, items_per_round=sum(p.max_tokens for p in payloads), inference=False, warmup=warmup),
             BUDGETS, facts=target.facts, extra=_extra(case, target), derive=derived,
         )
     finally:
         runner.close()
+        if target.sampler is not None:
+            target.sampler.close()
+    if load.name.startswith("sweep_c") and isinstance(info.get("requests_per_s"), float):
+        anchors["single" if point.concurrency == 1 else "saturated"] = float(info["requests_per_s"])  # type: ignore[arg-type]
     if target.agreement.get("compared_with_local"):
         assert target.agreement["served_equals_local"], f"served greedy tokens differ from local ones: {target.agreement}"
     error_rate = info.get("error_rate")
@@ -158,25 +249,42 @@ def test_generation_served(case: Case, settings: Settings, served_target, measur
         pytest.fail(f"{case.case_id}: {error_rate:.0%} of requests failed (> {MAX_ERROR_RATE:.0%}): {info.get('errors')}", pytrace=False)
 
 
+def capacity_interval(probes: list[dict[str, object]]) -> tuple[float | None, float | None]:
+    """[low, high]: ``low`` the highest rate every probe of which met the SLO (and every lower rate's
+    too), ``high`` the lowest rate above it at which at least half the probes did not (None: none)."""
+    by_rate: dict[float, list[bool]] = {}
+    for probe in probes:
+        by_rate.setdefault(float(probe["rate_rps"]), []).append(bool(probe["meets_slo"]))  # type: ignore[arg-type]
+    low = None
+    for rate in sorted(by_rate):
+        if not all(by_rate[rate]):
+            break
+        low = rate
+    above = [r for r in sorted(by_rate) if (low is None or r > low) and sum(by_rate[r]) * 2 <= len(by_rate[r])]
+    return low, (above[0] if above else None)
+
+
 def _served_capacity(case: Case, settings: Settings, served_target, measure_case) -> None:
     """The highest Poisson rate whose p99 TTFT (from the schedule) and p99 TPOT meet the SLO, no more
-    than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule."""
+    than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule: a bisection,
+    then ``repeats`` more probes (other arrival seeds) at the highest rate that met it and the
+    lowest that did not, so one lucky or unlucky round does not decide; reported as an interval."""
     slo = _slo(settings)
-    low, high, probes = CAPACITY[settings.tier]
+    low, high, probes, repeats = CAPACITY[settings.tier]
     # enough prompts for the longest probe: the search's highest rate
     target: ServedTarget = served_target(round_requests(LoadPoint("poisson", rate_rps=high), WINDOW_S[settings.tier]))
     runner = target.runner(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1))
     found: list[dict[str, object]] = []
 
-    def meets(rate: float) -> bool:
-        point = LoadPoint("poisson", rate_rps=rate, seed=0)
+    def probe(rate: float, seed: int = 0) -> bool:
+        point = LoadPoint("poisson", rate_rps=rate, seed=seed)
         payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
         rnd = runner.run(payloads, point, [r.prompt_tokens for r in payloads])
         metrics = served_metrics([rnd], point, slo)
         ok = slo_met(metrics, slo, MAX_ERROR_RATE)
-        found.append({"rate_rps": rate, "meets_slo": ok, "ttft_p99_from_schedule_s": metrics["ttft_p99_from_schedule_s"],
-                      "tpot_p99_s": metrics["tpot_p99_s"], "error_rate": metrics["error_rate"], "valid": metrics["valid"],
-                      "invalid_reason": metrics["invalid_reason"]})
+        found.append({"rate_rps": rate, "repeat": seed, "meets_slo": ok, "ttft_p99_from_schedule_s": metrics["ttft_p99_from_schedule_s"],
+                      "tpot_p99_s": metrics["tpot_p99_s"], "goodput_rps": metrics["goodput_rps"], "error_rate": metrics["error_rate"],
+                      "valid": metrics["valid"], "invalid_reason": metrics["invalid_reason"]})
         _check_server(target, [rnd])
         return ok
 
@@ -184,15 +292,28 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
 
     def step() -> None:
         found.clear()
-        best, _ = search_max_rate(meets, low, high, probes)
-        result["max_rate_meeting_slo_rps"] = best
+        best, tried = search_max_rate(probe, low, high, probes)
+        failing = [rate for rate, ok in tried if not ok and (best is None or rate > best)]
+        for seed in range(1, repeats + 1):  # both sides of the boundary again, on other schedules
+            for rate in ([best] if best is not None else []) + ([min(failing)] if failing else []):
+                probe(rate, seed)
+        interval = capacity_interval(found)
+        result["max_rate_meeting_slo_rps"] = interval[0]
+        result["capacity_interval_rps"] = list(interval)
+
+    def curve() -> list[dict[str, object]]:
+        last = {float(p["rate_rps"]): p for p in found}  # type: ignore[arg-type]
+        return [{"rate_rps": rate, "goodput_rps": p["goodput_rps"], "ttft_p99_from_schedule_s": p["ttft_p99_from_schedule_s"],
+                 "meets_slo": p["meets_slo"]} for rate, p in sorted(last.items())]
 
     try:
         measure_case(
             case, Workload(step, items_per_round=1, inference=False, warmup=lambda: runner.run(target.requests[:2], LoadPoint("closed", concurrency=1))),
             {tier: Budget(rounds=1, warmup_rounds=1) for tier in BUDGETS}, facts=target.facts,
             extra={**_extra(case, target), "slo": slo.as_record()},
-            derive=lambda info: {**result, "capacity_probes": list(found)},
+            derive=lambda info: {**result, "capacity_probes": list(found), "goodput_curve": curve()},
         )
     finally:
         runner.close()
+        if target.sampler is not None:
+            target.sampler.close()

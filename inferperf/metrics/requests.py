@@ -28,6 +28,10 @@ class ServedRequest:
     first_byte_s: float | None = None
     chunk_times_s: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
+    #: per chunk, what it carried where not all content: "content", "reasoning" or "tool" (empty: all content)
+    chunk_kinds: list[str] = field(default_factory=list)
+    #: multi-turn traffic: the request's turn in its session (0-based)
+    turn: int | None = None
     done_s: float | None = None
     prompt_tokens_server: int | None = None
     completion_tokens_server: int | None = None
@@ -107,22 +111,39 @@ class ServedRequest:
 
 @dataclass(frozen=True)
 class LoadPoint:
-    """What a round offered: the load mode and its parameters (recorded under ``load``)."""
+    """What a round offered: the load mode and its parameters (recorded under ``load``).
 
-    mode: str  # "closed", "constant", "poisson"
+    Modes: ``closed`` (``concurrency`` streams), ``sessions`` (``concurrency`` multi-turn sessions at
+    once, each turn sent when the last one's answer ended plus its think time), and the open loops
+    ``constant``, ``poisson``, ``gamma`` (gaps gamma-distributed with shape ``burstiness``: 1 is
+    Poisson, below 1 burstier, above more regular) at ``rate_rps``, and ``trace`` (each request at
+    its time in a trace, ``offsets_s``, divided by ``speed``)."""
+
+    mode: str  # "closed", "sessions", "constant", "poisson", "gamma", "trace"
     concurrency: int | None = None
     rate_rps: float | None = None
     max_in_flight: int | None = None
     seed: int | None = None
+    burstiness: float | None = None
+    #: a closed loop's (or sessions') streams stop taking requests this long after the round starts
+    duration_s: float | None = None
+    #: trace replay: the trace's own times, seconds from its first request, and the speed-up applied
+    offsets_s: tuple[float, ...] | None = field(default=None, repr=False)
+    speed: float | None = None
 
     @property
     def open_loop(self) -> bool:
-        return self.mode != "closed"
+        return self.mode not in ("closed", "sessions")
 
     def as_record(self) -> dict[str, object]:
-        labels = {"closed": "closed loop", "constant": "open loop, constant arrivals", "poisson": "open loop, Poisson arrivals"}
-        return {"mode": self.mode, "label": labels[self.mode], "concurrency": self.concurrency,
-                "rate_rps": self.rate_rps, "max_in_flight": self.max_in_flight, "seed": self.seed}
+        labels = {"closed": "closed loop", "sessions": "closed loop, multi-turn sessions", "constant": "open loop, constant arrivals",
+                  "poisson": "open loop, Poisson arrivals", "gamma": "open loop, gamma arrivals", "trace": "open loop, trace replay"}
+        record: dict[str, object] = {"mode": self.mode, "label": labels[self.mode], "concurrency": self.concurrency,
+                                     "rate_rps": self.rate_rps, "max_in_flight": self.max_in_flight, "seed": self.seed}
+        for key in ("burstiness", "duration_s", "speed"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        return record
 
 
 @dataclass(frozen=True)

@@ -203,13 +203,44 @@ def token_metrics(rounds: Sequence[RoundLoad], slo: Slo) -> dict[str, object]:
     }
 
 
+def _first_kind_s(request: ServedRequest, kind: str) -> float | None:
+    """Send -> the first chunk of ``kind`` (a reasoning model's first answer token, say)."""
+    if request.send_s is None:
+        return None
+    kinds = request.chunk_kinds or ["content"] * len(request.chunk_times_s)
+    return next((t - request.send_s for t, k, n in zip(request.chunk_times_s, kinds, request.chunk_tokens) if k == kind and n > 0), None)
+
+
+def traffic_metrics(rounds: Sequence[RoundLoad]) -> dict[str, object]:
+    """What only some traffic has: TTFT by turn (multi-turn sessions: later turns carry a history the
+    prefix cache may hold) and the chat endpoint's reasoning and tool-call tokens apart from content."""
+    done = _done([r for rnd in rounds for r in rnd.requests])
+    metrics: dict[str, object] = {}
+    if any(r.turn is not None for r in done):
+        first = [t.ttft_s for r in done if r.turn == 0 for t in [r.timing("send")] if t is not None and t.ttft_s is not None]
+        later = [t.ttft_s for r in done if r.turn for t in [r.timing("send")] if t is not None and t.ttft_s is not None]
+        metrics.update(ttft_first_turn_p50_s=percentile(first, 50), ttft_later_turns_p50_s=percentile(later, 50),
+                       turns_completed=len(done))
+    if any(r.chunk_kinds for r in done):
+        def tokens(request: ServedRequest, kind: str) -> int:
+            return sum(n for k, n in zip(request.chunk_kinds or ["content"] * len(request.chunk_tokens), request.chunk_tokens) if k == kind)
+
+        metrics.update(
+            reasoning_tokens_per_request=sum(tokens(r, "reasoning") for r in done) / len(done),
+            tool_call_tokens_per_request=sum(tokens(r, "tool") for r in done) / len(done),
+            content_tokens_per_request=sum(tokens(r, "content") for r in done) / len(done),
+            ttft_content_p50_s=percentile([t for t in (_first_kind_s(r, "content") for r in done) if t is not None], 50),
+        )
+    return metrics
+
+
 def served_metrics(rounds: Sequence[RoundLoad], point: LoadPoint, slo: Slo) -> dict[str, object]:
     """Every ``extra_info`` key of a streamed generation case: the request-level keys (the client's
     lag judged against TTFT, the latency a generation case reports first) and the token-level ones."""
     tokens = token_metrics(rounds, slo)
     ttft = [t.ttft_s for rnd in rounds for t in (r.timing("send") for r in _done(rnd.requests)) if t is not None and t.ttft_s is not None]
     requests = request_metrics(rounds, point, reported=ttft)
-    merged = {**requests, **tokens}
+    merged = {**requests, **tokens, **traffic_metrics(rounds)}
     for nested in ("latency_distributions", "round_metrics"):
         merged[nested] = {**requests[nested], **tokens[nested]}  # type: ignore[dict-item]
     return merged

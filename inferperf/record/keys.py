@@ -447,8 +447,9 @@ SERVED: tuple[Key, ...] = (
     _key("chunk_token_source", "str", "—", "served generation: where each chunk's token count came from (the server's running usage, the client tokenizer, or one per chunk)"),
     _key(
         "load", "object", "—",
-        "served: the load point — `mode` (closed, constant, poisson), `label` (closed loop / open loop …), `concurrency` "
-        "(closed loop streams), `rate_rps` (open-loop arrivals/s), `max_in_flight` (cap, or null), `seed` (the arrival schedule's)",
+        "served: the load point — `mode` (closed, sessions, constant, poisson, gamma, trace), `label` (closed loop / open loop …), `concurrency` "
+        "(closed loop streams or sessions at once), `rate_rps` (open-loop arrivals/s; a trace's mean), `max_in_flight` (cap, or null), `seed` "
+        "(the arrival schedule's), and where set `burstiness` (gamma shape), `duration_s` (a closed loop's bound), `speed` (trace speed-up)",
     ),
     _key("slo", "object", "s", "served: the bounds a good request meets (`ttft_s`, `tpot_s`, `e2e_s`; from `--slo` or the tier's default)"),
     _key("requests_sent", "int", "requests", "served: requests the timed rounds sent (failed ones included)", constraint="nonnegative"),
@@ -485,7 +486,20 @@ SERVED: tuple[Key, ...] = (
     _key("valid", "bool", "—", "served: the client kept its schedule (achieved ≥ 95% of the schedule's rate, lag within bounds), its stamps were good to the fidelity bound (1 ms at p50, 5 ms at p99) and it stayed below 90% of a core; false: not the server's latency"),
     _key("invalid_reason", "str", "—", "served: why `valid` is false"),
     _key("max_rate_meeting_slo_rps", "number", "requests/s", "served capacity: the highest Poisson rate probed whose p99 TTFT (from the schedule) and p99 TPOT met the SLO (null: not even the lowest)", constraint="nonnegative"),
-    _key("capacity_probes", "list", "—", "served capacity: each probed rate with `meets_slo`, its p99s, error rate and validity"),
+    _key("capacity_probes", "list", "—", "served capacity: each probed rate with `meets_slo`, its p99s, error rate, validity and `repeat` (0: the search; 1…: the repeats near the boundary)"),
+    _key("capacity_interval_rps", "list", "requests/s", "served capacity: [low, high] — every repeated probe at `low` met the SLO and at least half of those at `high` did not (high null: the search's top rate met it)"),
+    _key("goodput_curve", "list", "—", "served capacity: each probed rate (`rate_rps`) with `goodput_rps`, `ttft_p99_from_schedule_s` and `meets_slo`, in rate order (the last probe of a rate)"),
+    _key("endpoint_api", "str", "—", "served generation: `completions` (/v1/completions) or `chat` (/v1/chat/completions)"),
+    _key("traffic", "object", "—", "served generation: the traffic sent — `spec` (`--traffic`), `kind`, `tokenizer` (whose tokens the lengths are in), `requests`, `prompt_tokens_mean`/`prompt_tokens_max`, `output_tokens_mean`, `shared_prefix_groups`, `sessions`, `turns_max`"),
+    _key("ttft_first_turn_p50_s", "number", "s", "served, multi-turn: median TTFT of the sessions' first turns", constraint="nonnegative"),
+    _key("ttft_later_turns_p50_s", "number", "s", "served, multi-turn: median TTFT of later turns (each carries the session's history)", constraint="nonnegative"),
+    _key("turns_completed", "int", "requests", "served, multi-turn: turns that completed", constraint="nonnegative"),
+    _key("reasoning_tokens_per_request", "number", "tokens", "served, chat: reasoning tokens (`reasoning_content`/`reasoning` deltas) per completed request", constraint="nonnegative"),
+    _key("tool_call_tokens_per_request", "number", "tokens", "served, chat: tool-call argument tokens per completed request", constraint="nonnegative"),
+    _key("content_tokens_per_request", "number", "tokens", "served, chat: answer (content) tokens per completed request", constraint="nonnegative"),
+    _key("ttft_content_p50_s", "number", "s", "served, chat: median send → first content token (after any reasoning)", constraint="nonnegative"),
+    _key("server_metrics", "object", "—", "served: the server's own Prometheus `/metrics` sampled during each timed round (vLLM's names) — per round `running_mean`/`running_max`, `waiting_mean`/`waiting_max` (requests), `kv_cache_usage_mean`/`kv_cache_usage_max` (0..1), `prefix_cache_hit_rate` (hits/queries over the round), `samples`; null where the server exposes none"),
+    _key("prefix_caching", "bool", "—", "served vLLM: automatic prefix caching on (`true`) or off"),
 )
 
 EXTRA_INFO = EXTRA_INFO + GENERATION + SERVED

@@ -55,16 +55,28 @@ class LoadClient(Protocol):
 
 def arrival_offsets(point: LoadPoint, count: int) -> list[float]:
     """Seconds from the round's start at which each of ``count`` requests is due (open loop)."""
+    if point.mode == "trace":
+        if point.offsets_s is None or len(point.offsets_s) < count:
+            raise ValueError("a trace replay needs the trace's time for every request it sends")
+        return [t / (point.speed or 1.0) for t in point.offsets_s[:count]]
     if point.rate_rps is None or point.rate_rps <= 0:
         raise ValueError(f"an open-loop load needs a positive rate, got {point.rate_rps!r}")
     if point.mode == "constant":
         return [i / point.rate_rps for i in range(count)]
+    window = count / point.rate_rps
     if point.mode == "poisson":
         # a Poisson process conditioned on ``count`` arrivals in its window: the arrival times are
         # independent uniform draws over the window, sorted. Unconditioned exponential gaps over a
         # dozen arrivals would offer, by chance, anything from half to twice the rate asked for.
-        window = count / point.rate_rps
         return sorted(np.random.default_rng(point.seed).uniform(0.0, window, size=count).tolist())
+    if point.mode == "gamma":
+        # gamma gaps of shape k (mean 1/rate: CV 1/sqrt(k), bursts below k = 1), scaled so the
+        # round's arrivals span the window the rate asks for, as the Poisson schedule does
+        shape = point.burstiness or 1.0
+        gaps = np.random.default_rng(point.seed).gamma(shape, 1.0 / (shape * point.rate_rps), size=count)
+        times = np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+        span = float(times[-1]) if count > 1 else 0.0
+        return (times * ((window * (count - 1) / count) / span if span > 0 else 1.0)).tolist()
     raise ValueError(f"no arrival schedule for mode {point.mode!r}")
 
 
@@ -79,14 +91,46 @@ async def _bounded(send: Sender, record: ServedRequest, payload: Any, timeout_s:
         record.done_s = time.perf_counter()
 
 
-async def _closed_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], concurrency: int, timeout_s: float) -> None:
+async def _closed_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], concurrency: int, timeout_s: float,
+                       deadline_s: float | None = None) -> None:
     queue = iter(range(len(records)))
 
     async def stream() -> None:
         for index in queue:  # one shared iterator: each stream takes the next request when free
+            if deadline_s is not None and time.perf_counter() >= deadline_s:
+                return  # a round bounded by duration: the requests left are never sent (not failures)
             record = records[index]
             record.scheduled_s = record.dispatched_s = time.perf_counter()
             await _bounded(send, record, payloads[index], timeout_s)
+
+    await asyncio.gather(*(stream() for _ in range(concurrency)))
+
+
+async def _sessions_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], concurrency: int, timeout_s: float,
+                         deadline_s: float | None = None) -> None:
+    """Multi-turn sessions, ``concurrency`` at once: each session's turns in order, a turn due its
+    think time after the previous turn's answer ended (lateness past that is the client's)."""
+    sessions: dict[object, list[int]] = {}
+    for index, payload in enumerate(payloads):
+        sessions.setdefault(getattr(payload, "session", index), []).append(index)
+    queue = iter(list(sessions.values()))
+
+    async def stream() -> None:
+        for turns in queue:
+            if deadline_s is not None and time.perf_counter() >= deadline_s:
+                return
+            due = time.perf_counter()
+            for index in turns:
+                record = records[index]
+                record.scheduled_s = due
+                await _until(due)
+                record.dispatched_s = time.perf_counter()
+                await _bounded(send, record, payloads[index], timeout_s)
+                if not record.ok:  # a failed turn ends its session: the next turn's history would be a lie
+                    for later in turns[turns.index(index) + 1:]:
+                        records[later].error = f"request {later}: not sent: turn {index} of its session failed"
+                    break
+                due = time.perf_counter() + float(getattr(payloads[index], "think_s", 0.0) or 0.0)
 
     await asyncio.gather(*(stream() for _ in range(concurrency)))
 
@@ -134,12 +178,16 @@ class Share:
     concurrency: int | None = None
     due_s: tuple[float, ...] | None = None
     max_in_flight: int | None = None
+    #: closed loop or sessions: when the streams stop taking requests (a round bounded by duration)
+    deadline_s: float | None = None
+    sessions: bool = False
 
 
 def whole_round(point: LoadPoint, count: int, start_s: float) -> Share:
     """The round as one process sends it: every request, the schedule from ``start_s``."""
     if not point.open_loop:
-        return Share(tuple(range(count)), concurrency=point.concurrency or 1)
+        deadline = start_s + point.duration_s if point.duration_s else None
+        return Share(tuple(range(count)), concurrency=point.concurrency or 1, deadline_s=deadline, sessions=point.mode == "sessions")
     return Share(tuple(range(count)), due_s=tuple(start_s + o for o in arrival_offsets(point, count)), max_in_flight=point.max_in_flight)
 
 
@@ -158,7 +206,8 @@ async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: Lo
     # the schedule starts just after it is laid out
     share = share or whole_round(point, len(payloads), time.perf_counter() + 0.005)
     records = [
-        ServedRequest(index=index, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None)
+        ServedRequest(index=index, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None,
+                      turn=getattr(payloads[i], "turn", None))
         for i, index in enumerate(share.indices)
     ]
     lags: list[float] = []
@@ -172,12 +221,15 @@ async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: Lo
         if share.due_s is not None:
             await _open_loop(client.send, records, payloads, share.due_s, share.max_in_flight, timeout_s)
         elif records:
-            await _closed_loop(client.send, records, payloads, share.concurrency or 1, timeout_s)
+            loop = _sessions_loop if share.sessions else _closed_loop
+            await loop(client.send, records, payloads, share.concurrency or 1, timeout_s, share.deadline_s)
     finally:
         cpu_s, wall_s = time.process_time() - cpu_before, time.perf_counter() - wall_before
         probe.cancel()
         if collecting:
             gc.enable()
+    if share.deadline_s is not None:  # requests a duration-bounded round never got to are not part of it
+        records = [r for r in records if r.dispatched_s is not None]
     client.complete(records)  # after the round: parsing and counting are not the load's
     return RoundLoad(tuple(records), cpu_s, wall_s, tuple(lags), worker_cpu_fractions=(cpu_s / wall_s if wall_s > 0 else 0.0,))
 

