@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", type=Path, help="a pytest-benchmark JSON file")
     report.add_argument("-k", metavar="EXPR", help="select cases by id, as pytest -k")
     report.add_argument("--markdown", action="store_true", help="Markdown tables instead of plain text")
+    report.add_argument("--html", metavar="PATH", help="also write the tables and the served goodput plot as an HTML page ('-': stdout only)")
     report.set_defaults(workflow="report")
 
     from inferperf.analysis.export import FORMATS

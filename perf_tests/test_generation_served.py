@@ -18,8 +18,9 @@ a bounded search, then repeated probes on both sides of the boundary, reported a
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -180,6 +181,16 @@ def _server_rounds(samples: list[dict[str, object]]) -> dict[str, object] | None
     return {**means, "rounds": samples}
 
 
+@contextmanager
+def _unpin_on_error(pinned: ExitStack) -> Iterator[None]:
+    """A runner that fails to start must not leave the session pinned to the client's cores."""
+    try:
+        yield
+    except BaseException:
+        pinned.close()
+        raise
+
+
 def test_generation_served(case: Case, settings: Settings, served_target, sweep_anchors, measure_case, benchmark) -> None:
     server, api, load_name = served_parts(case)
     if load_name == "capacity":
@@ -202,7 +213,10 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
     if point.mode == "sessions" and not any(r.session is not None for r in payloads):
         pytest.fail("--load sessions sends multi-turn sessions: give --traffic multiturn:... or sharegpt:FILE", pytrace=False)
     slo = _slo(settings)
-    runner = target.runner(expected_tokens_per_s(point, case.output_len or 1), single=point.mode == "sessions")
+    pinned = ExitStack()  # the client on the cores the server was not given, workers spawned there too
+    pinned.enter_context(target.client_pinned())
+    with _unpin_on_error(pinned):
+        runner = target.runner(expected_tokens_per_s(point, case.output_len or 1), single=point.mode == "sessions")
     prompt_tokens = [r.prompt_tokens for r in payloads]
     rounds: list[RoundLoad] = []
     server_samples: list[dict[str, object]] = []
@@ -237,6 +251,7 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
             BUDGETS, facts=target.facts, extra=_extra(case, target), derive=derived,
         )
     finally:
+        pinned.close()
         runner.close()
         if target.sampler is not None:
             target.sampler.close()
@@ -273,7 +288,10 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
     low, high, probes, repeats = CAPACITY[settings.tier]
     # enough prompts for the longest probe: the search's highest rate
     target: ServedTarget = served_target(round_requests(LoadPoint("poisson", rate_rps=high), WINDOW_S[settings.tier]))
-    runner = target.runner(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1))
+    pinned = ExitStack()
+    pinned.enter_context(target.client_pinned())
+    with _unpin_on_error(pinned):
+        runner = target.runner(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1))
     found: list[dict[str, object]] = []
 
     def probe(rate: float, seed: int = 0) -> bool:
@@ -314,6 +332,7 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
             derive=lambda info: {**result, "capacity_probes": list(found), "goodput_curve": curve()},
         )
     finally:
+        pinned.close()
         runner.close()
         if target.sampler is not None:
             target.sampler.close()

@@ -39,3 +39,17 @@ def _one_calibration(tmp_path_factory):
     os.environ[CALIBRATION_ENV] = str(path)
     yield
     os.environ.pop(CALIBRATION_ENV, None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _lean_child_sessions():
+    """Every pytest session the tests start (run_pytest, ab's and nightly's runs, --isolate's
+    children) leaves hypothesis' plugin unloaded: it costs 0.85 s of start-up per session on a
+    2-core VM, over a hundred sessions, and no benchmark case uses it."""
+    previous = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = f"{previous or ''} -p no:hypothesispytest".strip()
+    yield
+    if previous is None:
+        os.environ.pop("PYTEST_ADDOPTS", None)
+    else:
+        os.environ["PYTEST_ADDOPTS"] = previous

@@ -25,3 +25,28 @@ def test_report_shows_speedups_sizes_and_details(tmp_path, capsys):
     assert main(["report", str(run), "-k", "ladder"]) == 0
     assert "batching" not in capsys.readouterr().out.split("Skipped")[0]
     assert main(["report", str(run), "-k", "nothing_matches"]) == 2
+
+
+def test_report_shows_the_goodput_curve_as_a_table_and_a_plot(tmp_path, capsys):
+    base = "generation/llama_tiny-cpu-fp32-served_vllm_"
+    slo = {"ttft_s": 0.25, "tpot_s": 0.02, "e2e_s": None}
+    extra = {
+        base + "poisson_r4-bs1": {"server": "vLLM", "load": {"mode": "poisson", "rate_rps": 4.0}, "goodput_rps": 3.9,
+                                  "ttft_p99_from_schedule_s": 0.05, "slo": slo},
+        base + "closed_c4-bs4": {"server": "vLLM", "load": {"mode": "closed", "concurrency": 4}, "goodput_rps": 12.0},
+        base + "capacity-bs1": {"server": "vLLM", "slo": slo, "max_rate_meeting_slo_rps": 8.0, "goodput_curve": [
+            {"rate_rps": 1.0, "goodput_rps": 1.0, "ttft_p99_from_schedule_s": 0.03, "meets_slo": True},
+            {"rate_rps": 16.0, "goodput_rps": 9.0, "ttft_p99_from_schedule_s": 0.9, "meets_slo": False}]},
+    }
+    run = write_run(tmp_path / "run.json", make_run({case: [1.0, 1.1, 1.2] for case in extra}, extra=extra))
+    page = tmp_path / "served.html"
+    assert main(["report", str(run), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    curve = out[out.index("Goodput curves"):]
+    rows = [line for line in curve.splitlines() if line.startswith("vLLM")]
+    # the closed loop offers no rate: the open-loop case and the two probes, in rate order
+    assert [row.split()[1] for row in rows] == ["1", "4", "16"]
+    assert "capacity probe" in rows[0] and "served_vllm_poisson_r4" in rows[1] and " no " in rows[2]
+    html_text = page.read_text()
+    assert "<h2>Goodput curves</h2>" in html_text and "data:image/png;base64," in html_text
+    assert main(["report", str(run), "-k", "batching"]) == 2  # nothing selected: one line, exit 2

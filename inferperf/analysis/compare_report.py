@@ -19,6 +19,8 @@ from inferperf.analysis.compare import (
     Thresholds,
 )
 from inferperf.analysis.output import Outputs
+from inferperf.analysis.plots import encoded as _encoded
+from inferperf.analysis.plots import figure as _figure
 from inferperf.analysis.tables import (
     Table,
     fmt_change,
@@ -264,26 +266,6 @@ def write_pngs(report: ComparisonReport, directory: Path, outputs: Outputs) -> l
     return written
 
 
-def _figure(panels: int, height: float, width: float = 10.0, ratios: Sequence[float] | None = None):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(
-        panels, 1, figsize=(width, height), squeeze=False, gridspec_kw={"height_ratios": list(ratios)} if ratios else None
-    )
-    return plt, figure, [row[0] for row in axes]
-
-
-def _encoded(plt, figure) -> str:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 _VERDICT_COLOURS = {"slower": "#c0392b", "faster": "#27ae60", "same": "#7f8c8d", "not comparable": "#bdc3c7"}
 #: below this median round time a case measures the harness (the null benchmark): its own panel,
 #: so its nanosecond noise does not set the scale of every other case
@@ -440,6 +422,12 @@ def render_html(report: ComparisonReport) -> str:
     if speedup_png:
         parts.append("<h2>Technique speedups per run</h2>")
         parts.append(f"<img alt='technique speedups per run' src='data:image/png;base64,{speedup_png}'>")
+    from inferperf.analysis.goodput import goodput_plot
+
+    goodput_png = goodput_plot(report.runs)
+    if goodput_png:
+        parts.append("<h2>Goodput curves</h2>")
+        parts.append(f"<img alt='goodput and p99 TTFT against the offered rate' src='data:image/png;base64,{goodput_png}'>")
     parts.append("<h2>Every case</h2>")
     parts += [t.html() for t in all_tables(report)]
     parts.append(f"<details><summary>Runs</summary><ul>{runs}</ul></details>")

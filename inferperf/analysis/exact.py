@@ -65,6 +65,29 @@ def critical_count(n: int, m: int, confidence: float) -> int:
     return int(np.searchsorted(null_cdf(n, m), (1.0 - confidence) / 2.0, side="left"))
 
 
+#: the tied null's subset-sum costs items x (m + 1) x (sum of doubled ranks + 1) operations: about
+#: 1e10 for 200 rounds a side (25 s). Past this, where both sides are large (n = m ≈ 40 and up), the
+#: tie-corrected normal approximation of the same conditional null is used; its p-values there are
+#: within 0.001 of the exact ones (tests/test_exact.py checks both at the boundary)
+EXACT_TIED_WORK = 3e7
+
+
+def _tied_normal_p_value(scores: np.ndarray, m: int, observed: int) -> float:
+    """The rank-sum test's two-sided p-value under the normal approximation of the tied conditional
+    null (mean and variance exact given the ties; continuity-corrected), for large samples."""
+    count = len(scores)
+    n = count - m
+    mean = m * (count + 1) / 2.0
+    _, ties = np.unique(scores, return_counts=True)
+    variance = n * m / 12.0 * ((count + 1) - float(np.sum(ties ** 3 - ties)) / (count * (count - 1)))
+    if variance <= 0:
+        return 1.0
+    from scipy.stats import norm
+
+    distance = max(0.0, abs(observed / 2.0 - mean) - 0.5)  # observed: the doubled midranks' sum
+    return float(min(1.0, 2.0 * norm.sf(distance / np.sqrt(variance))))
+
+
 def _tied_p_value(x: np.ndarray, y: np.ndarray) -> float:
     """The exact two-sided p-value of the contender's rank sum given the pooled sample's ties."""
     pooled = np.concatenate([x, y])
@@ -82,6 +105,8 @@ def _tied_p_value(x: np.ndarray, y: np.ndarray) -> float:
     m = len(y)
     observed = int(scores[len(x):].sum())
     total = int(scores.sum())
+    if len(scores) * (m + 1) * (total + 1) > EXACT_TIED_WORK:
+        return _tied_normal_p_value(scores, m, observed)
     # ways[k][s]: subsets of k items whose doubled ranks sum to s
     ways = np.zeros((m + 1, total + 1))
     ways[0, 0] = 1.0

