@@ -1,6 +1,6 @@
 """The goodput curve of each served endpoint in a run: offered rate -> goodput and p99 TTFT.
 
-Its points are the run's open-loop served cases (each offered a rate: ``load.rate_rps``) and the
+Its points are the run's uncapped open-loop served cases (each offered a rate: ``load.rate_rps``) and the
 capacity search's probes (``goodput_curve``), grouped by server and endpoint. Where goodput stops
 following the offered rate, and p99 TTFT leaves the SLO, is the server's capacity; ``report``
 shows the points as a table, ``report --html`` and ``compare --html`` as a plot.
@@ -64,10 +64,11 @@ def goodput_curves(run: Run) -> list[Curve]:
                                                    probe.get("meets_slo") if isinstance(probe.get("meets_slo"), bool) else None, "capacity probe"))
             continue
         rate = finite_number(load.get("rate_rps")) if isinstance(load, Mapping) else None
-        if rate is None or load.get("mode") in ("closed", "sessions"):  # type: ignore[union-attr]
+        # a closed loop offers no rate; a capped one offers the client's cap as much as the rate
+        if rate is None or load.get("mode") in ("closed", "sessions") or load.get("max_in_flight"):  # type: ignore[union-attr]
             continue
         curve.points.append(CurvePoint(rate, finite_number(extra.get("goodput_rps")), finite_number(extra.get("ttft_p99_from_schedule_s")),
-                                       None, case_id.split("/", 1)[-1]))
+                                       None, bench.field("variant") if bench.field("variant") != "-" else case_id.split("/", 1)[-1]))
     found = [c for c in curves.values() if c.points]
     for curve in found:
         curve.points.sort(key=lambda p: p.rate_rps)

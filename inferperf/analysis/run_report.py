@@ -55,8 +55,14 @@ def _served_details(bench: Benchmark) -> list[str]:
     """A served case: its load, p99 TTFT from the schedule, TPOT, goodput, errors, and whether it is valid."""
     extra = bench.extra
     load = extra.get("load")
-    if finite_number(extra.get("max_rate_meeting_slo_rps")) is not None:
-        return [f"max Poisson rate within SLO {extra['max_rate_meeting_slo_rps']:.2f} rps ({len(extra.get('capacity_probes') or [])} probes)"]
+    if "capacity_probes" in extra:
+        interval = extra.get("capacity_interval_rps")
+        low, high = (interval + [None, None])[:2] if isinstance(interval, list) else (extra.get("max_rate_meeting_slo_rps"), None)
+        if finite_number(low) is None:
+            within = "no probed Poisson rate within SLO"
+        else:
+            within = f"Poisson rate within SLO {low:.3g}" + (f"–{high:.3g} rps" if finite_number(high) is not None else "+ rps (the search's top)")
+        return [f"{within} ({len(extra.get('capacity_probes') or [])} probes)"]
     if not isinstance(load, Mapping):
         return []
     parts = [str(load.get("label", load.get("mode")))]
