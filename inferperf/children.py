@@ -76,6 +76,10 @@ class Ended:
         return f"exited with code {self.returncode}"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Child:
     """A started child process in a session of its own, logging to ``log_path``."""
 
@@ -88,11 +92,15 @@ class Child:
     def start(
         cls, command: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> "Child":
-        """Start ``command`` with stdout and stderr to ``log_path`` and no stdin."""
+        """Start ``command`` with stdout and stderr to ``log_path`` and no stdin, SIGINT at its default.
+
+        A process started from a shell's background job inherits SIGINT ignored, and a Python child
+        then never raises KeyboardInterrupt: the stop's first, gentle signal would do nothing (a
+        clean-clone CI run started with ``nohup … &`` failed this way)."""
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 list(command), cwd=cwd, env=None if env is None else dict(env), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
             )
         return cls(process, log_path)
 
