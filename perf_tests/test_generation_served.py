@@ -18,9 +18,9 @@ a bounded search, then repeated probes on both sides of the boundary, reported a
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -181,16 +181,6 @@ def _server_rounds(samples: list[dict[str, object]]) -> dict[str, object] | None
     return {**means, "rounds": samples}
 
 
-@contextmanager
-def _unpin_on_error(pinned: ExitStack) -> Iterator[None]:
-    """A runner that fails to start must not leave the session pinned to the client's cores."""
-    try:
-        yield
-    except BaseException:
-        pinned.close()
-        raise
-
-
 def test_generation_served(case: Case, settings: Settings, served_target, sweep_anchors, measure_case, benchmark) -> None:
     server, api, load_name = served_parts(case)
     if load_name == "capacity":
@@ -213,10 +203,8 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
     if point.mode == "sessions" and not any(r.session is not None for r in payloads):
         pytest.fail("--load sessions sends multi-turn sessions: give --traffic multiturn:... or sharegpt:FILE", pytrace=False)
     slo = _slo(settings)
-    pinned = ExitStack()  # the client on the cores the server was not given, workers spawned there too
-    pinned.enter_context(target.client_pinned())
-    with _unpin_on_error(pinned):
-        runner = target.runner(expected_tokens_per_s(point, case.output_len or 1), single=point.mode == "sessions")
+    sending = ExitStack()  # the client on the cores the server was not given, until the case ends
+    runner = sending.enter_context(target.sending(expected_tokens_per_s(point, case.output_len or 1), single=point.mode == "sessions"))
     prompt_tokens = [r.prompt_tokens for r in payloads]
     rounds: list[RoundLoad] = []
     server_samples: list[dict[str, object]] = []
@@ -245,16 +233,11 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
         metrics["server_metrics"] = _server_rounds(server_samples[:timed])
         return metrics
 
-    try:
+    with sending:
         info = measure_case(
             case, Workload(step, items_per_round=sum(p.max_tokens for p in payloads), inference=False, warmup=warmup),
             BUDGETS, facts=target.facts, extra=_extra(case, target), derive=derived,
         )
-    finally:
-        pinned.close()
-        runner.close()
-        if target.sampler is not None:
-            target.sampler.close()
     if load.name.startswith("sweep_c") and isinstance(info.get("requests_per_s"), float):
         anchors["single" if point.concurrency == 1 else "saturated"] = float(info["requests_per_s"])  # type: ignore[arg-type]
     if target.agreement.get("compared_with_local"):
@@ -288,10 +271,8 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
     low, high, probes, repeats = CAPACITY[settings.tier]
     # enough prompts for the longest probe: the search's highest rate
     target: ServedTarget = served_target(round_requests(LoadPoint("poisson", rate_rps=high), WINDOW_S[settings.tier]))
-    pinned = ExitStack()
-    pinned.enter_context(target.client_pinned())
-    with _unpin_on_error(pinned):
-        runner = target.runner(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1))
+    sending = ExitStack()
+    runner = sending.enter_context(target.sending(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1)))
     found: list[dict[str, object]] = []
 
     def probe(rate: float, seed: int = 0) -> bool:
@@ -324,15 +305,10 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
         return [{"rate_rps": rate, "goodput_rps": p["goodput_rps"], "ttft_p99_from_schedule_s": p["ttft_p99_from_schedule_s"],
                  "meets_slo": p["meets_slo"]} for rate, p in sorted(last.items())]
 
-    try:
+    with sending:
         measure_case(
             case, Workload(step, items_per_round=1, inference=False, warmup=lambda: runner.run(target.requests[:2], LoadPoint("closed", concurrency=1))),
             {tier: Budget(rounds=1, warmup_rounds=1) for tier in BUDGETS}, facts=target.facts,
             extra={**_extra(case, target), "slo": slo.as_record()},
             derive=lambda info: {**result, "capacity_probes": list(found), "goodput_curve": curve()},
         )
-    finally:
-        pinned.close()
-        runner.close()
-        if target.sampler is not None:
-            target.sampler.close()

@@ -17,6 +17,7 @@ from inferperf.metrics.served import Slo, served_metrics
 from inferperf.serving.loadgen import arrival_offsets
 from inferperf.serving.loadspec import LoadSpecError, parse_load, parse_loads, sweep_rate
 from inferperf.serving.traffic import TrafficError, build_requests, parse_traffic
+from tests.helpers import start_sse_server
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -180,21 +181,7 @@ def test_load_options_become_cases() -> None:
 
 @pytest.fixture(scope="module")
 def test_server(tmp_path_factory: pytest.TempPathFactory):
-    from inferperf.serving.openai.client import list_models
-    from inferperf.serving.process import ServerProcess, free_port
-
-    pytest.importorskip("httpx")
-    port = free_port()
-    server = ServerProcess("the test SSE server", start_timeout_s=30)
-    base = f"http://127.0.0.1:{port}/v1"
-
-    def ready() -> bool:
-        try:
-            return list_models(base, 1.0) == ["test-model"]
-        except Exception:
-            return False
-
-    server.launch([sys.executable, str(HERE / "sse_server.py"), str(port)], tmp_path_factory.mktemp("sse") / "sse.log", ready)
+    server, base = start_sse_server(tmp_path_factory.mktemp("sse") / "sse.log")
     try:
         yield base
     finally:
@@ -281,21 +268,7 @@ def test_the_servers_metrics_are_sampled_through_a_round(test_server: str) -> No
 def test_a_chat_endpoint_answering_404_fails_in_one_line(tmp_path: Path) -> None:
     import os
 
-    from inferperf.serving.openai.client import list_models
-    from inferperf.serving.process import ServerProcess, free_port
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/v1"
-    server = ServerProcess("the test SSE server without chat", start_timeout_s=30)
-
-    def ready() -> bool:
-        try:
-            return bool(list_models(base, 1.0))
-        except Exception:
-            return False
-
-    server.launch([sys.executable, str(HERE / "sse_server.py"), str(port)], tmp_path / "sse.log", ready,
-                  env={**os.environ, "INFERPERF_TEST_NO_CHAT": "1"})
+    server, base = start_sse_server(tmp_path / "sse.log", env={**os.environ, "INFERPERF_TEST_NO_CHAT": "1"})
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "perf_tests/test_generation_served.py", "--benchmark-only", "-q", "-p", "no:cacheprovider",

@@ -122,21 +122,9 @@ def test_capacity_search_is_bounded_and_monotone() -> None:
 
 @pytest.fixture(scope="module")
 def sse_server(tmp_path_factory: pytest.TempPathFactory):
-    from inferperf.serving.process import ServerProcess, free_port
+    from tests.helpers import start_sse_server
 
-    pytest.importorskip("httpx")
-    port = free_port()
-    server = ServerProcess("the test SSE server", start_timeout_s=30)
-    base = f"http://127.0.0.1:{port}/v1"
-    from inferperf.serving.openai.client import list_models
-
-    def ready() -> bool:
-        try:
-            return list_models(base, 1.0) == ["test-model"]
-        except Exception:
-            return False
-
-    server.launch([sys.executable, str(HERE / "sse_server.py"), str(port)], tmp_path_factory.mktemp("sse") / "sse.log", ready)
+    server, base = start_sse_server(tmp_path_factory.mktemp("sse") / "sse.log")
     try:
         yield server, base
     finally:

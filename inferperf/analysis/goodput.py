@@ -33,7 +33,6 @@ class Curve:
     name: str
     points: list[CurvePoint] = field(default_factory=list)
     ttft_slo_s: float | None = None
-    capacity_rps: float | None = None
 
 
 def _group(extra: Mapping[str, object], case_id: str) -> str:
@@ -51,12 +50,12 @@ def goodput_curves(run: Run) -> list[Curve]:
         probes = extra.get("goodput_curve")
         if not isinstance(load, Mapping) and not isinstance(probes, list):
             continue
-        curve = curves.setdefault(_group(extra, case_id), Curve(_group(extra, case_id)))
+        name = _group(extra, case_id)
+        curve = curves.setdefault(name, Curve(name))
         slo = extra.get("slo")
         if isinstance(slo, Mapping) and finite_number(slo.get("ttft_s")) is not None:
             curve.ttft_slo_s = float(slo["ttft_s"])  # type: ignore[arg-type]
         if isinstance(probes, list):
-            curve.capacity_rps = finite_number(extra.get("max_rate_meeting_slo_rps"))
             for probe in probes:
                 rate = finite_number(probe.get("rate_rps")) if isinstance(probe, Mapping) else None
                 if rate is not None:

@@ -19,22 +19,15 @@ def run(args: argparse.Namespace) -> int:
     select = select_cases(args.k)
     outputs = outputs_for(args, ("html",), [args.run])
     loaded = load_run(args.run)
-    tables = technique_tables(loaded, select)
+    selected = loaded.select(select)
+    tables = technique_tables(selected)
+    curves = goodput_table([selected])  # only where the selected cases hold served rates
+    skipped = skipped_table([loaded], select)
+    tables += [t for t in (curves, skipped) if t is not None]
     if not tables:
-        skipped = skipped_table([loaded], select)
-        if skipped is None:
-            raise UsageError(f"{shown(args.run)}: " + (f"no cases match -k {args.k!r}" if args.k else "holds no benchmarks"))
-        tables.append(skipped)
-    else:
-        selected = loaded.select(select) if args.k else loaded
-        curves = goodput_table([selected])
-        if curves is not None:
-            tables.append(curves)
-        skipped = skipped_table([loaded], select)
-        if skipped is not None:
-            tables.append(skipped)
+        raise UsageError(f"{shown(args.run)}: " + (f"no cases match -k {args.k!r}" if args.k else "holds no benchmarks"))
     if args.html:
-        write(outputs, args.html, render_html(loaded.label, tables, goodput_plot([loaded.select(select) if args.k else loaded])), "--html")
+        write(outputs, args.html, render_html(loaded.label, tables, goodput_plot([selected])), "--html")
         if args.html == "-":
             return EXIT_OK
     text = "\n\n".join(t.markdown() if args.markdown else t.text() for t in tables) + "\n"

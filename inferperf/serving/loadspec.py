@@ -146,7 +146,3 @@ def sweep_rate(step: tuple[int, int], single_rps: float, saturated_rps: float) -
     index, count = step
     low, high = min(single_rps, saturated_rps), max(single_rps, saturated_rps)
     return max(high / 10, low + (high - low) * index / (count + 1))
-
-
-def with_rate(load: NamedLoad, rate_rps: float) -> LoadPoint:
-    return replace(load.point, rate_rps=rate_rps)

@@ -4,7 +4,7 @@ vLLM, SGLang and TGI expose their scheduler's state: requests running and waitin
 prefix-cache hits. Sampled through a round and kept beside the client's figures, a TTFT tail reads
 against the server's queue and a prefix-caching finding against its hit rate.
 
-The sampler is a process of its own (spawned once per server, told to start and stop over a pipe):
+The sampler is a process of its own (spawned at a case's first round, told to start and stop over a pipe):
 fetching and parsing a page of metrics every ``PERIOD_S`` in the client's process would take the
 client's loop away from its sends and reads. Parsing is ``prometheus_client``'s text parser (the
 Prometheus project's own). Names are vLLM's, with SGLang's and TGI's mapped onto them.
@@ -43,10 +43,9 @@ def parse(text: str) -> dict[str, float]:
 
     kept = "\n".join(line for line in text.splitlines() if line.split("{", 1)[0].split(" ", 1)[0] in WANTED)
     found: dict[str, float] = {}
-    wanted = WANTED
     for family in text_string_to_metric_families(kept + "\n"):
         for sample in family.samples:
-            if sample.name in wanted:
+            if sample.name in WANTED:
                 found[sample.name] = found.get(sample.name, 0.0) + float(sample.value)
     return found
 

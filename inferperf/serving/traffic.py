@@ -73,10 +73,6 @@ class Lengths:
             return rng.randint(self.lo, self.hi)
         return int(min(self.hi, max(self.lo, round(rng.gauss(self.a, self.b)))))
 
-    def describe(self) -> str:
-        return {"fixed": f"{int(self.a)}", "uniform": f"uniform({self.lo},{self.hi})",
-                "normal": f"normal({self.a:g},{self.b:g},{self.lo},{self.hi})"}[self.kind]
-
 
 _DIST = re.compile(r"^(normal|uniform)\(([^)]*)\)$")
 
@@ -235,9 +231,7 @@ def _random(spec: TrafficSpec, maker: PromptMaker, count: int, prompt_len: int, 
     requests = []
     for i in range(count):
         prefix = prefixes[i % len(prefixes)] if prefixes else ""
-        request = _request(maker, prefix + maker.text(ins.draw(rng)), outs.draw(rng))
-        request.prefix_group = i % len(prefixes) if prefixes else None
-        requests.append(request)
+        requests.append(_request(maker, prefix + maker.text(ins.draw(rng)), outs.draw(rng), prefix_group=i % len(prefixes) if prefixes else None))
     return requests
 
 
@@ -323,9 +317,8 @@ def _trace(spec: TrafficSpec, maker: PromptMaker) -> list[CompletionRequest]:
                 break  # the last, partial block is the request's own
             parts.append(blocks.setdefault(hash_id, maker.text(block)))
         own = length - block * len(parts)
-        request = _request(maker, "".join(parts) + maker.text(own), output, arrival_s=(stamp - first) / 1000.0)
-        request.prefix_group = hashes[0] if parts else None
-        requests.append(request)
+        requests.append(_request(maker, "".join(parts) + maker.text(own), output, arrival_s=(stamp - first) / 1000.0,
+                                 prefix_group=hashes[0] if parts else None))
     if not requests:
         raise TrafficError(f"{spec.path}: no requests in the trace")
     return requests

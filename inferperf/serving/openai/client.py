@@ -293,13 +293,6 @@ def complete_once(base_url: str, model: str, prompt: str, max_tokens: int, diale
     return response.json()
 
 
-def completion_text(answer: dict[str, Any]) -> str:
-    """The generated text of a non-streamed completion or chat completion."""
-    choice = (answer.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    return str(choice.get("text") or message.get("content") or "")
-
-
 def list_models(base_url: str, timeout_s: float = 5.0) -> list[str]:
     """The model ids ``GET /models`` names (a dead endpoint raises within ``timeout_s``)."""
     import httpx
