@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from inferperf.analysis.exact import estimates, exact_ratio
+from inferperf.analysis.exact import estimate_arrays, estimates, exact_ratio
 from inferperf.analysis.settings import Thresholds
 from inferperf.analysis.stats import (
     RatioEstimate,
@@ -53,9 +53,18 @@ class CaseComparison:
         return cost_ratio(self.contender, self.base)
 
 
+def priced(runs: Sequence[Run]) -> bool:
+    """Some case of some run carries a price (``--price-per-hour``): only then can a cost ratio exist."""
+    return any(b.extra.get(PRICE_KEY) is not None for run in runs for b in run.benchmarks.values())
+
+
+#: the key whose ratio ``cost_ratio`` is
+PRICE_KEY = "cost_per_million_items_usd"
+
+
 def cost_ratio(bench: Benchmark, reference: Benchmark) -> float | None:
     """``bench``'s cost per item over ``reference``'s, when both runs were given a price."""
-    ours, theirs = finite_number(bench.extra.get("cost_per_million_items_usd")), finite_number(reference.extra.get("cost_per_million_items_usd"))
+    ours, theirs = finite_number(bench.extra.get(PRICE_KEY)), finite_number(reference.extra.get(PRICE_KEY))
     return ours / theirs if ours is not None and theirs else None
 
 
@@ -197,12 +206,6 @@ class Speedup:
     cost_ratio: float | None = None
 
 
-def _throughput_samples(bench: Benchmark) -> np.ndarray | None:
-    if not bench.samples or len(bench.samples) < 2:
-        return None
-    return bench.items_per_round / np.asarray(bench.samples, dtype=np.float64)
-
-
 def technique_view(
     runs: Sequence[Run], thresholds: Thresholds, select: Callable[[str], bool] = lambda _: True
 ) -> list[Speedup]:
@@ -210,28 +213,32 @@ def technique_view(
 
     The speedup is items/s over items/s; its interval, where both sides kept raw samples, is the
     exact (Moses) interval of the shift between the two sides' per-round throughputs, every
-    speedup's computed together (``exact.estimates``).
+    speedup's computed together (``exact.estimate_arrays``). Throughput is items over time, so
+    the shift between throughputs is the inverse shift between times scaled by the items ratio:
+    the times go in as they are, each pair as (ours, theirs), and the interval is scaled after.
     """
     pairs: list[tuple[Run, str, Benchmark, Benchmark]] = []
     for run in runs:
-        for case_id, bench in sorted(run.benchmarks.items()):
+        for case_id in sorted(run.benchmarks):
+            bench = run.benchmarks[case_id]
             baseline_id = bench.extra.get("baseline_case_id")
-            if not select(case_id) or not baseline_id or baseline_id == case_id:
+            if not baseline_id or baseline_id == case_id or not select(case_id):
                 continue
             baseline = run.benchmarks.get(str(baseline_id))
             if baseline is not None:
                 pairs.append((run, case_id, bench, baseline))
-    throughputs = [(_throughput_samples(bench), _throughput_samples(baseline)) for _, _, bench, baseline in pairs]
-    sampled = [i for i, (ours, theirs) in enumerate(throughputs) if ours is not None and theirs is not None]
-    # the interval of ours over theirs: each pair given as (theirs, ours)
-    found = estimates([(throughputs[i][1], throughputs[i][0]) for i in sampled], confidence=thresholds.confidence)  # type: ignore[misc]
-    intervals = {index: (e.low, e.high) for index, e in zip(sampled, found)}
+    sampled = [i for i, (_, _, bench, baseline) in enumerate(pairs) if has_raw_samples(bench, baseline)]
+    found = estimate_arrays([(pairs[i][2].samples, pairs[i][3].samples) for i in sampled], confidence=thresholds.confidence, with_p=False)  # type: ignore[misc]
+    low, high = np.full(len(pairs), math.nan), np.full(len(pairs), math.nan)
+    items = np.array([bench.items_per_round / baseline.items_per_round for _, _, bench, baseline in pairs])
+    low[sampled], high[sampled] = found.low * items[sampled], found.high * items[sampled]
+    with_cost = priced(runs)
     return [
         Speedup(
             run.label, case_id, baseline.case_id, bench.field("technique"), bench.field("variant"),
-            bench.items_per_s / baseline.items_per_s, *intervals.get(index, (math.nan, math.nan)), cost_ratio(bench, baseline),
+            bench.items_per_s / baseline.items_per_s, lo, hi, cost_ratio(bench, baseline) if with_cost else None,
         )
-        for index, (run, case_id, bench, baseline) in enumerate(pairs)
+        for (run, case_id, bench, baseline), lo, hi in zip(pairs, low.tolist(), high.tolist())
     ]
 
 
@@ -247,7 +254,8 @@ class CalibratedRow:
 
 
 def calibrated_view(runs: Sequence[Run], select: Callable[[str], bool] = lambda _: True) -> list[CalibratedRow]:
-    case_ids = sorted({c for run in runs for c in run.benchmarks if select(c)})
+    # only a case some run measured the roofline of can have a row
+    case_ids = sorted({c for run in runs for c, b in run.benchmarks.items() if b.extra.get("roofline_fraction") is not None and select(c)})
     rows = []
     for case_id in case_ids:
         per_run: dict[str, tuple[float | None, float | None] | None] = {}

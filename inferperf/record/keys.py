@@ -60,7 +60,10 @@ class Key:
 
     def fine_number(self, value: float) -> bool:
         """A float or int of this key's number kinds that is finite and meets the constraint (the fast path)."""
-        return math.isfinite(value) and self._meets_constraint(value)
+        try:
+            return math.isfinite(value) and self._meets_constraint(value)
+        except OverflowError:  # an integer too large for a float: ``problem`` says so
+            return False
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not a valid value of this key, or None."""

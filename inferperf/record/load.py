@@ -15,13 +15,15 @@ import gc
 import json
 import os
 import stat
+import sys
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from inferperf.record import bulk
 from inferperf.record.keys import (
     EXTRA_INFO_KEYS,
     MACHINE_KEYS,
@@ -38,6 +40,13 @@ _REQUIRED_STATS = ("min", "max", "mean", "stddev", "median", "rounds")
 _TIME_STATS = ("min", "max", "mean", "median")
 #: a run file larger than this is not something pytest-benchmark wrote
 MAX_RUN_BYTES = 1 << 30
+
+_fast_json: Callable[[bytes], Any] | None
+try:  # orjson parses a fleet's files 2.5x faster than json (the same values: both round correctly;
+    # it declines NaN, Infinity and integers past 64 bits, which the standard parser then reads)
+    from orjson import loads as _fast_json
+except ImportError:  # pragma: no cover - a core dependency; the standard parser still works
+    _fast_json = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,6 +81,11 @@ def read_json(path: Path) -> Any:
             raw = fh.read(MAX_RUN_BYTES + 1)
     except OSError as exc:
         raise RecordError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if _fast_json is not None:
+        try:
+            return _fast_json(raw)
+        except Exception:  # noqa: BLE001 - NaN, huge integers, bad text: the standard parser says what
+            pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -236,8 +250,9 @@ def check_run(data: Any, path: Path, label: str | None = None) -> tuple[Run | No
     when = data.get("datetime")
     if when is not None and _when(when) is None:
         problems.add(f"datetime is {_describe(when)}, expected an ISO 8601 time")
-    benchmarks: dict[str, Benchmark] = {}
-    for index, raw in enumerate(data["benchmarks"]):
+    fast = bulk.benchmarks(data["benchmarks"], EXTRA_INFO_KEYS if ours else None) if not problems.lines else None
+    benchmarks: dict[str, Benchmark] = fast if fast is not None else {}
+    for index, raw in enumerate(data["benchmarks"] if fast is None else ()):  # one by one, naming each problem
         bench = _benchmark(raw, index, problems, typed=bool(ours))
         if bench is None:
             continue
@@ -264,8 +279,7 @@ def load_run(path: Path, label: str | None = None) -> Run:
     """The run at ``path``, or ``RecordError`` naming its first problem."""
     run, problems = read_run(path, label)
     if run is None:
-        more = f" (and {len(problems) - 1} more; `inferperf validate` lists them)" if len(problems) > 1 else ""
-        raise RecordError(problems[0] + more)
+        raise RecordError(_first_problem(problems))
     return run
 
 
@@ -335,21 +349,22 @@ def collection_paused() -> Iterator[None]:
 def _load_runs(sources: Sequence[Path], labels: Sequence[str] | None) -> LoadReport:
     runs: list[Run] = []
     skipped: list[str] = []
-    inputs: list[Path] = []
+    wanted: list[tuple[Path, bool]] = []  # (file, named explicitly)
     for source in sources:
         if source.is_dir():
             files = json_files(source)
             if not files:
                 raise RecordError(f"{shown(source)}: folder holds no .json runs")
-            for path in files:
-                inputs.append(path)
-                try:
-                    runs.append(load_run(path))
-                except RecordError as exc:
-                    skipped.append(f"skipped {exc}")
+            wanted += [(path, False) for path in files]
         else:
-            inputs.append(source)
-            runs.append(load_run(source))
+            wanted.append((source, True))
+    for (path, explicit), (run, problems) in zip(wanted, _read_all([path for path, _ in wanted])):
+        if run is not None:
+            runs.append(run)
+        elif explicit:
+            raise RecordError(_first_problem(problems))
+        else:
+            skipped.append(f"skipped {_first_problem(problems)}")
     if labels:
         if len(labels) != len(runs):
             raise RecordError(f"--labels: {len(labels)} labels given for {len(runs)} runs")
@@ -357,7 +372,44 @@ def _load_runs(sources: Sequence[Path], labels: Sequence[str] | None) -> LoadRep
     else:
         runs = _labelled(runs)
     _disambiguate(runs)
-    return LoadReport(runs, skipped, inputs)
+    return LoadReport(runs, skipped, [path for path, _ in wanted])
+
+
+#: files worth reading in other processes when together they hold this much (a fleet's runs);
+#: below it, starting processes costs more than it saves
+PARALLEL_BYTES = 32 << 20
+
+
+def _read_all(paths: Sequence[Path]) -> Iterator[tuple[Run | None, list[str]]]:
+    """``read_run`` of each path, in order. When the files are large, every file but the first is
+    read in other processes (one per core this process may use, less one) while this one reads
+    the first: a run is checked in Python, so two files on two cores take the time of one and a
+    half (the other process's run comes back pickled)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if len(paths) < 2 or cores < 2 or sum(_size(p) for p in paths) < PARALLEL_BYTES:
+        yield from (read_run(path) for path in paths)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if sys.platform == "linux" else "spawn"
+    with ProcessPoolExecutor(min(cores - 1, len(paths) - 1), mp_context=multiprocessing.get_context(method)) as pool:
+        others = [pool.submit(read_run, path) for path in paths[1:]]
+        yield read_run(paths[0])
+        for future in others:
+            yield future.result()
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _first_problem(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 1} more; `inferperf validate` lists them)" if len(problems) > 1 else ""
+    return problems[0] + more
 
 
 def _disambiguate(runs: Iterable[Run]) -> None:

@@ -73,7 +73,7 @@ class Benchmark:
     def contended(self) -> bool:
         """The record says other work competed for the machine during the timed rounds."""
         contention = self.extra.get("contention")
-        return isinstance(contention, Mapping) and contention.get("contended") is True
+        return (type(contention) is dict or isinstance(contention, Mapping)) and contention.get("contended") is True
 
 
 @dataclass(frozen=True)
