@@ -28,7 +28,7 @@ from fixtures.served_generation import SERVERS, served_parts, shares_prefixes
 from inferperf.cases import Case, Tier
 from inferperf.measure import Workload
 from inferperf.metrics.requests import LoadPoint, RoundLoad
-from inferperf.metrics.served import Slo, parse_slo, served_metrics, slo_met
+from inferperf.metrics.served import Slo, capacity_interval, parse_slo, served_metrics, slo_met
 from inferperf.params import parametrize_cases
 from inferperf.serving.loadgen import round_requests, search_max_rate
 from inferperf.serving.loadspec import NamedLoad, parse_loads, sweep_rate
@@ -66,6 +66,8 @@ DEFAULT_SLO: dict[Tier, Slo] = {"quick": Slo(ttft_s=0.25, tpot_s=0.02), "standar
 CAPACITY: dict[Tier, tuple[float, float, int, int]] = {"quick": (1.0, 16.0, 4, 1), "standard": (0.25, 16.0, 6, 2)}
 #: a case whose requests fail more often than this fails (after its record is written)
 MAX_ERROR_RATE = 0.05
+#: a capacity probe the client could not keep is run again this many times before it counts
+INVALID_RETRIES = 2
 BUDGETS: dict[Tier, Budget] = {"quick": Budget(rounds=3, warmup_rounds=1), "standard": Budget(rounds=5, warmup_rounds=1)}
 
 
@@ -247,21 +249,6 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
         pytest.fail(f"{case.case_id}: {error_rate:.0%} of requests failed (> {MAX_ERROR_RATE:.0%}): {info.get('errors')}", pytrace=False)
 
 
-def capacity_interval(probes: list[dict[str, object]]) -> tuple[float | None, float | None]:
-    """[low, high]: ``low`` the highest rate every probe of which met the SLO (and every lower rate's
-    too), ``high`` the lowest rate above it at which at least half the probes did not (None: none)."""
-    by_rate: dict[float, list[bool]] = {}
-    for probe in probes:
-        by_rate.setdefault(float(probe["rate_rps"]), []).append(bool(probe["meets_slo"]))  # type: ignore[arg-type]
-    low = None
-    for rate in sorted(by_rate):
-        if not all(by_rate[rate]):
-            break
-        low = rate
-    above = [r for r in sorted(by_rate) if (low is None or r > low) and sum(by_rate[r]) * 2 <= len(by_rate[r])]
-    return low, (above[0] if above else None)
-
-
 def _served_capacity(case: Case, settings: Settings, served_target, measure_case) -> None:
     """The highest Poisson rate whose p99 TTFT (from the schedule) and p99 TPOT meet the SLO, no more
     than ``MAX_ERROR_RATE`` of requests failing and the client keeping its schedule: a bisection,
@@ -275,22 +262,33 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
     runner = sending.enter_context(target.sending(expected_tokens_per_s(LoadPoint("poisson", rate_rps=high), case.output_len or 1)))
     found: list[dict[str, object]] = []
 
+    result: dict[str, object] = {}
+
     def probe(rate: float, seed: int = 0) -> bool:
+        """One Poisson round at ``rate``; a round the client could not keep (invalid) is not the
+        server missing its SLO, so it is run again on the same schedule, up to ``INVALID_RETRIES``
+        times; still invalid, the probe counts as a miss and the whole record is marked invalid."""
         point = LoadPoint("poisson", rate_rps=rate, seed=seed)
         payloads = target.requests[: round_requests(point, WINDOW_S[settings.tier])]
-        rnd = runner.run(payloads, point, [r.prompt_tokens for r in payloads])
-        metrics = served_metrics([rnd], point, slo)
-        ok = slo_met(metrics, slo, MAX_ERROR_RATE)
-        found.append({"rate_rps": rate, "repeat": seed, "meets_slo": ok, "ttft_p99_from_schedule_s": metrics["ttft_p99_from_schedule_s"],
-                      "tpot_p99_s": metrics["tpot_p99_s"], "goodput_rps": metrics["goodput_rps"], "error_rate": metrics["error_rate"],
-                      "valid": metrics["valid"], "invalid_reason": metrics["invalid_reason"]})
-        _check_server(target, [rnd])
-        return ok
-
-    result: dict[str, object] = {}
+        for attempt in range(INVALID_RETRIES + 1):
+            rnd = runner.run(payloads, point, [r.prompt_tokens for r in payloads])
+            metrics = served_metrics([rnd], point, slo)
+            ok = slo_met(metrics, slo, MAX_ERROR_RATE)
+            found.append({"rate_rps": rate, "repeat": seed, "attempt": attempt, "meets_slo": ok,
+                          "ttft_p99_from_schedule_s": metrics["ttft_p99_from_schedule_s"], "tpot_p99_s": metrics["tpot_p99_s"],
+                          "goodput_rps": metrics["goodput_rps"], "error_rate": metrics["error_rate"],
+                          "valid": metrics["valid"], "invalid_reason": metrics["invalid_reason"]})
+            _check_server(target, [rnd])
+            if metrics["valid"] is not False:
+                return ok
+        result["valid"] = False
+        result["invalid_reason"] = f"capacity: the probe at {rate:g} req/s was invalid {INVALID_RETRIES + 1} times ({metrics['invalid_reason']})"
+        return False
 
     def step() -> None:
         found.clear()
+        result.pop("valid", None)
+        result.pop("invalid_reason", None)
         best, tried = search_max_rate(probe, low, high, probes)
         failing = [rate for rate, ok in tried if not ok and (best is None or rate > best)]
         for seed in range(1, repeats + 1):  # both sides of the boundary again, on other schedules
@@ -301,7 +299,7 @@ def _served_capacity(case: Case, settings: Settings, served_target, measure_case
         result["capacity_interval_rps"] = list(interval)
 
     def curve() -> list[dict[str, object]]:
-        last = {float(p["rate_rps"]): p for p in found}  # type: ignore[arg-type]
+        last = {float(p["rate_rps"]): p for p in found if p["valid"] is not False}  # type: ignore[arg-type]
         return [{"rate_rps": rate, "goodput_rps": p["goodput_rps"], "ttft_p99_from_schedule_s": p["ttft_p99_from_schedule_s"],
                  "meets_slo": p["meets_slo"]} for rate, p in sorted(last.items())]
 

@@ -18,7 +18,7 @@ import pytest
 from inferperf.metrics.distribution import percentile_interval
 from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
 from inferperf.metrics.self_check import self_check
-from inferperf.metrics.served import Slo, parse_slo, served_metrics
+from inferperf.metrics.served import Slo, capacity_interval, parse_slo, served_metrics
 from inferperf.serving.loadgen import arrival_offsets, search_max_rate
 
 HERE = Path(__file__).parent
@@ -114,6 +114,19 @@ def test_capacity_search_is_bounded_and_monotone() -> None:
     best, tried = search_max_rate(meets, 1.0, 32.0, 6)
     assert len(calls) == 6 and best is not None and 3.0 < best <= 5.0
     assert search_max_rate(lambda r: False, 1.0, 8.0, 4)[0] is None
+
+
+def test_an_invalid_capacity_probe_is_not_an_slo_miss() -> None:
+    def probe(rate: float, ok: bool, valid: bool = True) -> dict[str, object]:
+        return {"rate_rps": rate, "meets_slo": ok, "valid": valid}
+
+    probes = [probe(1, True), probe(16, False), probe(4, True), probe(8, False), probe(4, True), probe(8, False)]
+    assert capacity_interval(probes) == (4, 8)
+    # the client could not keep its schedule at 1/s (invalid, so not met), then did on the re-run:
+    # before, the first round alone decided "not even the lowest rate" -> [None, 1]
+    assert capacity_interval([probe(1, False, valid=False), *probes]) == (4, 8)
+    assert capacity_interval([probe(1, False, valid=False)]) == (None, None)  # nothing valid: nothing known
+    assert capacity_interval([probe(1, False), probe(2, True)]) == (None, 1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -262,3 +262,20 @@ def slo_met(metrics: Mapping[str, object], slo: Slo, max_error_rate: float) -> b
         and (slo.ttft_s is None or (isinstance(ttft, float) and ttft <= slo.ttft_s))
         and (slo.tpot_s is None or (isinstance(tpot, float) and tpot <= slo.tpot_s))
     )
+
+
+def capacity_interval(probes: Sequence[Mapping[str, object]]) -> tuple[float | None, float | None]:
+    """[low, high]: ``low`` the highest rate every probe of which met the SLO (and every lower rate's
+    too), ``high`` the lowest rate above it at which at least half the probes did not (None: none)."""
+    by_rate: dict[float, list[bool]] = {}
+    for probe in probes:
+        if probe.get("valid") is False:  # the client could not keep its schedule: says nothing of the SLO
+            continue
+        by_rate.setdefault(float(probe["rate_rps"]), []).append(bool(probe["meets_slo"]))  # type: ignore[arg-type]
+    low = None
+    for rate in sorted(by_rate):
+        if not all(by_rate[rate]):
+            break
+        low = rate
+    above = [r for r in sorted(by_rate) if (low is None or r > low) and sum(by_rate[r]) * 2 <= len(by_rate[r])]
+    return low, (above[0] if above else None)

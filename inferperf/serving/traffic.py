@@ -167,9 +167,9 @@ class PromptMaker:
     inexact: int = 0
 
     def __post_init__(self) -> None:
-        from inferperf.models.textgen import prose
+        from inferperf.models.textgen import prose_ids
 
-        self.corpus = list(self.tokenizer(prose(), add_special_tokens=False)["input_ids"])
+        self.corpus = prose_ids(self.tokenizer)
         self.rng = random.Random(self.seed)
 
     def count(self, text: str) -> int:
