@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,27 @@ def test_keyword_expressions():
     for broken in ("(cpu", "cpu or", "and cpu", "cpu )"):
         with pytest.raises(ExpressionError):
             compile_expression(broken)
+
+
+def _png_height(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[20:24], "big")  # the IHDR chunk's height
+
+
+@pytest.mark.parametrize("runs", [2, 3])
+def test_a_fleet_comparison_plots_its_most_changed_cases_not_every_case(tmp_path, runs):
+    from inferperf.analysis.compare_report import PLOT_ROWS
+
+    count = PLOT_ROWS * 3
+    ids = [f"batching/m{i:03d}-cpu-fp32-manual-bs8" for i in range(count)]
+    extra = {case_id: {"baseline_case_id": ids[0]} for case_id in ids[1:]}
+    files = [write_run(tmp_path / "r0.json", make_run({c: _samples(1, i) for i, c in enumerate(ids)}, extra=extra))]
+    for run in range(1, runs):  # every fifth case 20% slower: the plots must show those
+        cases = {c: _samples(1.2 if i % 5 == 0 else 1.0, 100 * run + i) for i, c in enumerate(ids)}
+        files.append(write_run(tmp_path / f"r{run}.json", make_run(cases, extra=extra)))
+    out, plots = tmp_path / "out.json", tmp_path / "plots"
+    assert main(["compare", *map(str, files), "--png", str(plots), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["comparisons"]
+    assert len(rows) == count * (runs - 1) and sum(r["verdict"] == "slower" for r in rows) >= count // 5 * (runs - 1) * 0.9
+    # one row per plotted case: a figure of all 180 cases would be over 5,000 pixels tall
+    assert _png_height(plots / "ratios.png") < 0.3 * 110 * (PLOT_ROWS + 12)
+    assert _png_height(plots / "speedups.png") < 0.35 * 110 * (PLOT_ROWS + 12) * max(1, runs / 2)

@@ -292,13 +292,35 @@ def _is_tiny(comparison: CaseComparison) -> bool:
     return bench is not None and bench.summary.median < SUB_MICROSECOND_S
 
 
+#: a per-case plot stays readable up to this many rows; past it the plots show the cases that changed
+#: most (and the technique speedups by technique and variant), every case staying in the tables. A
+#: fleet's 25,000 rows made a figure 7,000 inches tall: 9 GB and a crash after ten minutes
+PLOT_ROWS = 60
+
+
+def _most_changed(rows: Sequence[CaseComparison]) -> tuple[list[CaseComparison], str]:
+    """At most ``PLOT_ROWS`` cases, the changed ones first and the largest changes among them, in
+    case order; and a caption saying what was left out ("" when nothing was)."""
+    cases = sorted({c.case_id for c in rows})
+    if len(cases) <= PLOT_ROWS:
+        return list(rows), ""
+    strongest: dict[str, tuple[bool, float]] = {}
+    for c in rows:
+        score = (c.verdict in ("slower", "faster"), abs(math.log(c.estimate.ratio)) if c.estimate and c.estimate.ratio > 0 else 0.0)
+        strongest[c.case_id] = max(strongest.get(c.case_id, score), score)
+    kept = set(sorted(cases, key=lambda case_id: strongest[case_id], reverse=True)[:PLOT_ROWS])
+    caption = f"the {PLOT_ROWS} of {len(cases)} cases that changed most (every case is in the tables)"
+    return [c for c in rows if c.case_id in kept], caption
+
+
 def ratio_plot(report: ComparisonReport) -> str | None:
-    """Two runs: each case's ratio with its interval, coloured by verdict. More: a heatmap (ratio_heatmap)."""
-    rows = [c for c in report.comparisons if c.estimate is not None]
+    """Two runs: each case's ratio with its interval, coloured by verdict. More: a heatmap (ratio_heatmap).
+    Past ``PLOT_ROWS`` cases, the ones that changed most."""
+    rows, caption = _most_changed([c for c in report.comparisons if c.estimate is not None])
     if not rows:
         return None
     if len(report.runs) > 2:
-        return ratio_heatmap(report, rows)
+        return ratio_heatmap(report, rows, caption)
     groups = [g for g in ([c for c in rows if not _is_tiny(c)], [c for c in rows if _is_tiny(c)]) if g]
     plt, figure, axes = _figure(len(groups), 1.0 + 0.28 * len(rows) + 0.6 * len(groups), ratios=[max(1, len(g)) for g in groups])
     m = report.thresholds.min_change
@@ -315,11 +337,14 @@ def ratio_plot(report: ComparisonReport) -> str | None:
         low, high = min([*values, 1 / (1 + m)]), max([*values, 1 + m])
         ax.set_xscale("log")
         ax.set_xlim(low / 1.02, high * 1.02)  # the axis spans the data (and the band), no more
+        _plain_ratio_ticks(ax)
         ax.set_yticks(range(len(group)))
         ax.set_yticklabels([c.case_id for c in group], fontsize=8)
         ax.set_ylim(len(group) - 0.5, -0.5)
         if _is_tiny(group[0]):
             ax.set_title(f"cases under {SUB_MICROSECOND_S * 1e6:g} µs a round (harness overhead: own scale)", fontsize=8)
+        elif caption:
+            ax.set_title(caption, fontsize=8)
     axes[-1].set_xlabel(
         f"time ratio {report.runs[1].label} / {report.runs[0].label} (log; >1 slower), {report.thresholds.confidence:.0%} CI", fontsize=9
     )
@@ -327,7 +352,17 @@ def ratio_plot(report: ComparisonReport) -> str | None:
     return _encoded(plt, figure)
 
 
-def ratio_heatmap(report: ComparisonReport, rows: Sequence[CaseComparison]) -> str:
+def _plain_ratio_ticks(ax) -> None:  # type: ignore[no-untyped-def]
+    """Ratio ticks as 0.98, 1.05 — not 9.8×10⁻¹: a narrow log axis has only minor ticks, whose
+    default labels ran into each other."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def ratio_heatmap(report: ComparisonReport, rows: Sequence[CaseComparison], caption: str = "") -> str:
     """Many runs x many cases: one cell per case and contender, coloured by log ratio, marked when changed."""
     import numpy as np
 
@@ -352,18 +387,48 @@ def ratio_heatmap(report: ComparisonReport, rows: Sequence[CaseComparison]) -> s
     ticks = [-limit, 0.0, limit]
     bar.set_ticks(ticks)
     bar.set_ticklabels([f"{math.exp(t):.2f}x" for t in ticks])
-    ax.set_title(f"time ratio over {report.runs[0].label} (▲ slower, ▼ faster: significant and beyond {report.thresholds.min_change:.0%})", fontsize=9)
+    title = f"time ratio over {report.runs[0].label} (▲ slower, ▼ faster: significant and beyond {report.thresholds.min_change:.0%})"
+    ax.set_title(title + (f"\n{caption}" if caption else ""), fontsize=9)
     return _encoded(plt, figure)
 
 
+def _speedups_by_variant(speedups: Sequence[Speedup]) -> tuple[list[Speedup], str]:
+    """A fleet's speedups as one row per technique and variant and run: the median speedup over its
+    cases, its 10th–90th percentiles as the bar's range (the first ``PLOT_ROWS`` such rows)."""
+    import numpy as np
+
+    grouped: dict[tuple[str, str, str], list[float]] = {}
+    for s in speedups:
+        grouped.setdefault((s.technique, s.variant, s.run_label), []).append(s.speedup)
+    counts: dict[tuple[str, str], int] = {}
+    for (technique, variant, _), values in grouped.items():
+        counts[technique, variant] = max(counts.get((technique, variant), 0), len(values))
+    rows = []
+    for (technique, variant, label), values in grouped.items():
+        low, middle, high = (float(v) for v in np.percentile(values, [10, 50, 90]))
+        name = f"{technique} {variant} ({counts[technique, variant]} cases)"
+        rows.append(Speedup(label, name, "", technique, variant, middle, low, high))
+    names = sorted({r.case_id for r in rows})
+    kept = set(names[:PLOT_ROWS])
+    shown_part = "" if len(names) <= PLOT_ROWS else f"; the first {PLOT_ROWS} of {len(names)} variants"
+    caption = f"median speedup over each variant's cases, bars 10th–90th percentile{shown_part} (every case is in the tables)"
+    return [r for r in rows if r.case_id in kept], caption
+
+
 def speedup_plot(report: ComparisonReport) -> str | None:
-    """Each technique variant's speedup over its baseline, one bar per run (machine)."""
+    """Each technique variant's speedup over its baseline, one bar per run (machine); past
+    ``PLOT_ROWS`` cases, one bar per technique, variant and run (the median over its cases)."""
     if not report.speedups:
         return None
+    speedups, caption = list(report.speedups), ""
+    if len({s.case_id for s in speedups}) > PLOT_ROWS:
+        speedups, caption = _speedups_by_variant(speedups)
     labels = [r.label for r in report.runs]
-    cases = sorted({s.case_id for s in report.speedups})
-    lookup = {(s.case_id, s.run_label): s for s in report.speedups}
+    cases = sorted({s.case_id for s in speedups})
+    lookup = {(s.case_id, s.run_label): s for s in speedups}
     plt, figure, (ax,) = _figure(1, max(2.5, 0.35 * len(cases) * max(1, len(labels) / 2) + 1.2))
+    if caption:
+        ax.set_title(caption, fontsize=8)
     height = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
         ys, values, errors = [], [], [[], []]  # type: ignore[var-annotated]
