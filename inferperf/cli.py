@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="write the site here: index.html, a page and a Markdown summary per machine, trend PNGs"
     )
     history.add_argument("--no-plots", action="store_true", help="with --output: skip the PNGs")
+    history.add_argument(
+        "--max-plots", type=int, default=200, metavar="N",
+        help="with --output: trend plots per machine at most (regressions and steps first; 0: every series; default 200)",
+    )
     history.add_argument("--metric", metavar="KEY", help="judge this per-round metric of the record (round_metrics: ttft_p99_s, output_tokens_per_s, …) instead of the round time")
     history.add_argument("--exclude-contended", action="store_true", help="leave out runs of a case that ran under contention")
     history.add_argument("--markdown", metavar="PATH", help="write the Markdown summary (for an issue or chat); '-' for stdout")

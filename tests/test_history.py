@@ -88,6 +88,28 @@ def test_the_newest_step_gates_and_plots_are_written(tmp_path):
     assert main(["history", str(improved), "--fail-on-regression", "--no-plots"]) == 0
 
 
+def test_past_max_plots_the_series_with_a_regression_get_the_plots(tmp_path, capsys):
+    from inferperf.analysis.history import file_stem
+
+    rng = np.random.default_rng(11)
+    root = tmp_path / "results"
+    for night in range(16):  # CASE 10% slower from night 12, OTHER flat
+        levels = {CASE: 1.10 if night >= 12 else 1.0, OTHER: 1.0}
+        run = make_run({c: list(0.05 * level * (1 + 0.005 * rng.standard_normal(10))) for c, level in levels.items()})
+        run["commit_info"] = {"id": f"c{night:02d}" + "0" * 30, "branch": "main", "dirty": False}
+        run["datetime"] = (datetime(2026, 10, 1, 2) + timedelta(days=night)).isoformat()
+        write_run(root / "box" / "Linux-CPython-3.11-64bit" / f"{night + 1:04d}_c{night:02d}.json", run)
+    one, every = tmp_path / "one", tmp_path / "every"
+    assert main(["history", str(root), "--output", str(one), "--max-plots", "1"]) == 0
+    pngs = list(one.glob("box-*/*.png"))
+    assert [p.stem for p in pngs] == [file_stem(CASE)]  # the regression's plot, not the flat series'
+    assert "Trend plots for 1 of the 2 series" in next(one.glob("box-*.html")).read_text()
+    assert main(["history", str(root), "--output", str(every), "--max-plots", "0"]) == 0
+    assert len(list(every.glob("box-*/*.png"))) == 2 and "Trend plots for" not in next(every.glob("box-*.html")).read_text()
+    assert main(["history", str(root), "--max-plots", "-1"]) == 2
+    assert "--max-plots -1" in capsys.readouterr().err
+
+
 def test_history_bad_input(tmp_path, capsys):
     assert main(["history", str(tmp_path / "nothing")]) == 2
     (tmp_path / "empty").mkdir()

@@ -6,7 +6,8 @@
   last step), each row linking to the series' trend plot further down; machine changes on top;
 - ``<machine>.md``: that machine's Markdown summary (the CPU and GPU jobs of one night each
   write their own, never each other's);
-- ``<machine>/<case>.png``: the trend plots (``--no-plots`` leaves them out).
+- ``<machine>/<case>.png``: the trend plots (``--no-plots`` leaves them out; past ``--max-plots``
+  series, 200 by default, the ones with regressions and steps).
 
 File names are a readable slug plus a short hash of the exact name (``history.file_stem``).
 """
@@ -141,7 +142,7 @@ def plot_series(series: Series) -> bytes:
     return buffer.getvalue()
 
 
-def machine_page(mine: Sequence[Series], machine: str, images: dict[str, str], settings: HistorySettings) -> str:
+def machine_page(mine: Sequence[Series], machine: str, images: dict[str, str], settings: HistorySettings, plots: bool = True) -> str:
     """The machine's page: the summary table of every series, then each series' plot."""
     rows = []
     for series in mine:
@@ -161,6 +162,11 @@ def machine_page(mine: Sequence[Series], machine: str, images: dict[str, str], s
         f"(a newest step at least {settings.min_change:.0%} slower, confidence {settings.confidence:.0%}). "
         "<a href='index.html'>All machines</a></p>"
     ]
+    if plots and len(images) < len(mine):
+        intro.append(
+            f"<p class='muted'>Trend plots for {len(images)} of the {len(mine)} series (regressions and steps first; "
+            "<code>--max-plots</code> sets how many); every series has its sparkline in the table.</p>"
+        )
     if changes:
         items = "".join(
             f"<li><span class='changed'>machine changed</span> at {point.when:%Y-%m-%d} ({html.escape(point.commit)}): "
@@ -207,8 +213,31 @@ def index_page(all_series: Sequence[Series], settings: HistorySettings) -> str:
     return _page("inferperf history", table)
 
 
+#: trend plots a machine's page gets by default (``--max-plots``): a PNG costs about 0.1 s, so a
+#: fleet's 25,000 series would take 40 minutes; past this, the series with steps come first
+DEFAULT_MAX_PLOTS = 200
+
+
+def plotted_series(mine: Sequence[Series], max_plots: int) -> list[Series]:
+    """The series that get a trend plot: all of them up to ``max_plots`` (0: no limit); past it, a
+    regression on the current machine first, then a step on it, then any step, then the rest, in
+    the page's order."""
+    if max_plots <= 0 or len(mine) <= max_plots:
+        return list(mine)
+
+    def rank(series: Series) -> int:
+        newest = series.newest_step
+        if newest is not None and newest.change > 0:
+            return 0
+        return 1 if newest is not None else 2 if series.steps else 3
+
+    chosen = {id(s) for s in sorted(mine, key=rank)[:max_plots]}  # sorted() is stable: page order within a rank
+    return [s for s in mine if id(s) in chosen]
+
+
 def write_site(
-    all_series: Sequence[Series], output: Path, settings: HistorySettings, plots: bool, outputs: Outputs
+    all_series: Sequence[Series], output: Path, settings: HistorySettings, plots: bool, outputs: Outputs,
+    max_plots: int = DEFAULT_MAX_PLOTS,
 ) -> list[Path]:
     """Write the site under ``output``; returns what was written."""
     outputs.folder(output, "--output")
@@ -219,11 +248,11 @@ def write_site(
         images: dict[str, str] = {}
         if plots:
             outputs.folder(output / stem, "--output")
-            for series in mine:
+            for series in plotted_series(mine, max_plots):
                 png = output / stem / f"{file_stem(series.case_id)}.png"
                 written.append(outputs.write_bytes(png, plot_series(series), "--output"))
                 images[series.case_id] = png.relative_to(output).as_posix()
-        written.append(outputs.write_text(output / f"{stem}.html", machine_page(mine, machine, images, settings), "--output"))
+        written.append(outputs.write_text(output / f"{stem}.html", machine_page(mine, machine, images, settings, plots), "--output"))
         written.append(outputs.write_text(output / f"{stem}.md", machine_summary_markdown(all_series, machine), "--output"))
     written.append(outputs.write_text(output / "index.html", index_page(all_series, settings), "--output"))
     return written

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     settings = HistorySettings(min_change=args.min_change, penalty=args.penalty, confidence=args.confidence)
     if args.index is not None and args.no_index:
         raise UsageError("--index and --no-index: give one")
+    if args.max_plots < 0:
+        raise UsageError(f"--max-plots {args.max_plots}: a count of plots, 0 for every series")
     # an index that is not a database is rebuilt, i.e. replaced: never let it be a run of the store
     if args.index is not None and (args.index.suffix == ".json" or args.results.resolve() in args.index.resolve().parents):
         raise UsageError(f"--index {shown(args.index)}: inside the results folder or a .json file; an index is rebuilt over whatever is there")
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         write(outputs, args.markdown, summary_markdown(all_series, settings), "--markdown")
     if args.output:
-        written = write_site(all_series, args.output, settings, plots=not args.no_plots, outputs=outputs)
+        written = write_site(all_series, args.output, settings, plots=not args.no_plots, outputs=outputs, max_plots=args.max_plots)
         print(f"wrote {len(written)} files under {shown(args.output)}", file=sys.stderr)
     if index_note:
         print(index_note, file=sys.stderr)
