@@ -20,6 +20,7 @@ from inferperf.ab import DEFAULT_RUN_TIMEOUT_S
 from inferperf.analysis.settings import (
     DEFAULT_ALPHA,
     DEFAULT_CONFIDENCE,
+    DEFAULT_MAX_PLOTS,
     DEFAULT_MIN_CHANGE,
     DEFAULT_PENALTY,
     DEFAULT_STEP_CONFIDENCE,
@@ -188,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--no-plots", action="store_true", help="with --output: skip the PNGs")
     history.add_argument(
-        "--max-plots", type=int, default=200, metavar="N",
-        help="with --output: trend plots per machine at most (regressions and steps first; 0: every series; default 200)",
+        "--max-plots", type=int, default=DEFAULT_MAX_PLOTS, metavar="N",
+        help=f"with --output: trend plots per machine at most (regressions and steps first; 0: every series; default {DEFAULT_MAX_PLOTS})",
     )
     history.add_argument("--metric", metavar="KEY", help="judge this per-round metric of the record (round_metrics: ttft_p99_s, output_tokens_per_s, …) instead of the round time")
     history.add_argument("--exclude-contended", action="store_true", help="leave out runs of a case that ran under contention")

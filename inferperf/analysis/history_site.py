@@ -28,7 +28,7 @@ from inferperf.analysis.history import (
     newest_step_regressions,
 )
 from inferperf.analysis.output import Outputs
-from inferperf.analysis.settings import HistorySettings
+from inferperf.analysis.settings import DEFAULT_MAX_PLOTS, HistorySettings
 from inferperf.analysis.tables import fmt_rate, fmt_seconds
 
 _STYLE = """
@@ -211,11 +211,6 @@ def index_page(all_series: Sequence[Series], settings: HistorySettings) -> str:
         f"<th>latest summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return _page("inferperf history", table)
-
-
-#: trend plots a machine's page gets by default (``--max-plots``): a PNG costs about 0.1 s, so a
-#: fleet's 25,000 series would take 40 minutes; past this, the series with steps come first
-DEFAULT_MAX_PLOTS = 200
 
 
 def plotted_series(mine: Sequence[Series], max_plots: int) -> list[Series]:

@@ -218,7 +218,8 @@ def prose_ids(tokenizer: Any) -> list[int]:
     source = Path(str(getattr(tokenizer, "name_or_path", "") or "."))
     key: tuple[object, ...] | None = None
     if str(source) != "." and source.is_dir():
-        files = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in source.iterdir() if f.is_file()))
+        stats = ((f.name, f.stat()) for f in source.iterdir() if f.is_file())
+        files = tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))
         key = (str(source.resolve()), type(tokenizer).__name__, len(tokenizer), files)
         if key in _PROSE_IDS:
             return list(_PROSE_IDS[key])
