@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from inferperf.metrics.requests import LoadPoint, RoundLoad
+from inferperf.metrics.requests import LoadPoint, RoundLoad, ServedRequest
 from inferperf.metrics.served import Slo, served_metrics
 from inferperf.serving.fidelity import (
     Fidelity,
     StandInUnavailable,
+    Truth,
     TruthServer,
     build_truth_server,
     compare,
@@ -23,7 +24,8 @@ from inferperf.serving.fidelity import (
 from inferperf.serving.loadgen import LoadRunner
 from inferperf.serving.openai.client import CompletionRequest, OpenAIStreamClient
 
-#: the stand-in's own stamps are taken just after each write returns: a few microseconds of slack
+#: slack for the two processes' clocks: each turns the kernel's real-time stamps into monotonic
+#: time with an offset it measured to a few microseconds
 TRUTH_SLACK_S = 0.0002
 
 
@@ -53,10 +55,33 @@ def _round(server: TruthServer, client: OpenAIStreamClient, streams: int, per_st
 
 
 def _errors(f: Fidelity) -> dict[str, float]:
-    return {
-        "ttft_p50": abs(f.ttft_p50_client_s - f.ttft_p50_truth_s), "ttft_p99": abs(f.ttft_p99_client_s - f.ttft_p99_truth_s),
-        "itl_p50": abs(f.itl_p50_client_s - f.itl_p50_truth_s), "itl_p99": abs(f.itl_p99_client_s - f.itl_p99_truth_s),
-    }
+    return f.percentile_errors_s
+
+
+def _request(index: int, send_s: float, chunk_times_s: list[float]) -> ServedRequest:
+    return ServedRequest(index=index, scheduled_s=send_s, send_s=send_s, chunk_times_s=chunk_times_s, done_s=chunk_times_s[-1], status=200)
+
+
+def test_a_truth_stamped_late_by_a_preempted_server_is_not_counted_as_client_error() -> None:
+    """The stand-in stamps around each write: when it was preempted between a write and its stamp
+    (1.5 ms here), the token's truth is the interval, and a client that read the token when it was
+    written is right; a client 2 ms late is still 2 ms off the far end of the interval."""
+    ms = 0.001
+    writes_before = (10 * ms, 20 * ms, 30 * ms, 40 * ms)
+    writes = (10.01 * ms, 21.5 * ms, 30.01 * ms, 40.01 * ms)  # the second write's stamp 1.5 ms late
+    truth = {"a": Truth(0.0, writes, writes_before), "b": Truth(0.0, writes, writes_before)}
+    on_time = _request(0, 0.0, [10.005 * ms, 20.005 * ms, 30.005 * ms, 40.005 * ms])
+    late = _request(1, 0.0, [10.005 * ms, 23.5 * ms, 30.005 * ms, 40.005 * ms])
+    rnd = RoundLoad(requests=(on_time, late), client_cpu_s=0.01, wall_s=0.05)
+    fidelity = compare([rnd], truth, lambda record: "ab"[record.index])
+    assert fidelity.requests == 2 and fidelity.ttft_error_p99_s == 0.0
+    # the stamps after the writes alone put the on-time client's gaps 1.5 ms off; the interval does not
+    assert abs(fidelity.itl_p99_client_s - fidelity.itl_p99_truth_s) > ms
+    assert fidelity.percentile_errors_s["itl_p50"] == 0.0
+    assert fidelity.itl_error_p50_s == 0.0
+    # the late read: 23.5 ms against a write done by 21.5 ms is 2 ms outside, and still counted
+    assert abs(fidelity.itl_error_p99_s - 2 * ms) < 0.05 * ms, fidelity
+    assert fidelity.percentile_errors_s["itl_p99"] > ms, fidelity
 
 
 @pytest.mark.parametrize("streams", [1, 16, 128])
