@@ -57,17 +57,25 @@ def test_ray_workers_on_two_nodes_keep_one_schedule_through_a_clock_skew(cluster
     assert abs(offsets[0]) < 0.005 and abs(offsets[1] - SKEW_S) < 0.005, pool.clocks  # the skew, measured
     assert rnd.clock is not None and all(c["uncertainty_s"] < 0.05 for c in rnd.clock.values())
     assert [r.index for r in rnd.requests] == list(range(24)) and all(r.ok for r in rnd.requests)
-    # one schedule: the server received the arrivals as the seeded schedule spaced them, whichever
-    # node sent them (without the correction the skewed worker's half would arrive 250 ms early)
-    intended = arrival_offsets(point, 24)
+    # one clock: the records, moved onto the coordinator's clock, put each send where the server
+    # received it, whichever node sent it (without the correction the skewed worker's half would be
+    # 250 ms off) ...
     received = [truth[r.prompt].received_s for r in requests]
-    drift = [abs((received[i] - received[0]) - (intended[i] - intended[0])) for i in range(24)]
-    assert max(drift) < 0.01, drift
-    scheduled = [r.scheduled_s for r in rnd.requests]  # and the records, moved onto the coordinator's clock, say so
+    sent = [r.send_s or 0.0 for r in rnd.requests]
+    assert max(abs((received[i] - received[0]) - (sent[i] - sent[0])) for i in range(24)) < 0.01, (received, sent)
+    # ... and one schedule: the records' schedule is the seeded one
+    intended = arrival_offsets(point, 24)
+    scheduled = [r.scheduled_s for r in rnd.requests]
     assert max(abs((scheduled[i] - scheduled[0]) - (intended[i] - intended[0])) for i in range(24)) < 0.005
     fidelity = compare([rnd], truth, lambda record: requests[record.index].prompt)
     assert fidelity.requests == 24
     metrics = served_metrics([rnd], point, Slo())
     if metrics["valid"]:
+        # a round called valid kept that schedule: the server received the arrivals as it spaced them
+        # (beside a busy neighbour the workers can send 20 ms late: then the round says it is invalid)
+        drift = [abs((received[i] - received[0]) - (intended[i] - intended[0])) for i in range(24)]
+        assert max(drift) < 0.01, (drift, metrics["self_check"])
         assert fidelity.within_bound
+    else:
+        assert metrics["invalid_reason"]
     assert "clock_uncertainty_s" in metrics["self_check"]

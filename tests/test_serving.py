@@ -137,9 +137,16 @@ def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
     host, endpoint, _ = sleepy_server
     image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
 
-    def counts(name: str) -> tuple[int, int]:
-        stats = host.statistics(name)["model_stats"][0]
-        return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+    def counts(name: str, inferences: int = 0) -> tuple[int, int]:
+        """The model's counts, once they include ``inferences``: Triton counts a request after its
+        response went out, so beside a busy neighbour the last one can be read before it is counted."""
+        deadline = time.monotonic() + 5
+        while True:
+            stats = host.statistics(name)["model_stats"][0]
+            found = int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+            if found[0] >= inferences or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     deltas = {}
     for name in ("quick", "quick_dynbatch"):
@@ -150,7 +157,7 @@ def test_dynamic_batching_batches_concurrent_requests(sleepy_server):
         finally:
             runner.close()
         assert all(r.ok for r in rnd.requests) and len(rnd.requests) == 24
-        after = counts(name)
+        after = counts(name, before[0] + 24)
         deltas[name] = (after[0] - before[0], after[1] - before[1])
     assert deltas["quick"] == (24, 24)  # without the batcher every request runs alone
     inferences, executions = deltas["quick_dynbatch"]
