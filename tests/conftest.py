@@ -41,6 +41,18 @@ def _one_calibration(tmp_path_factory):
     os.environ.pop(CALIBRATION_ENV, None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist another worker shares the CPUs, so a test that reads how busy they are
+    cannot judge (and one that loads them with hogs would disturb the other worker's timing):
+    those, marked ``alone``, skip saying how to run them — README's command runs them afterwards."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    skip = pytest.mark.skip(reason="reads the machine's CPUs, so it runs without a parallel neighbour: pytest -m alone")
+    for item in items:
+        if item.get_closest_marker("alone"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _lean_child_sessions():
     """Every pytest session the tests start (run_pytest, ab's and nightly's runs, --isolate's

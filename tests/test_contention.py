@@ -59,6 +59,7 @@ needs_proc = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs 
 
 
 @needs_proc
+@pytest.mark.alone
 def test_a_case_alone_reads_no_more_than_the_machines_background(tmp_path):
     before = background_other_cpu_fraction()
     alone = _contention(tmp_path, "alone")
@@ -73,6 +74,7 @@ def test_a_case_alone_reads_no_more_than_the_machines_background(tmp_path):
 
 
 @needs_proc
+@pytest.mark.alone
 def test_a_case_beside_a_cpu_hog_is_contended(tmp_path):
     background = background_other_cpu_fraction()
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
