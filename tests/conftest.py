@@ -42,12 +42,13 @@ def _one_calibration(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist another worker shares the CPUs, so a test that reads how busy they are
-    cannot judge (and one that loads them with hogs would disturb the other worker's timing):
-    those, marked ``alone``, skip saying how to run them — README's command runs them afterwards."""
+    """Under pytest-xdist other workers share the CPUs, so a test that reads how busy they are, or
+    times real processes against each other, cannot judge (and one that loads them with hogs would
+    disturb the other workers' timing): those, marked ``alone``, skip saying how to run them —
+    README's command runs them afterwards."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    skip = pytest.mark.skip(reason="reads the machine's CPUs, so it runs without a parallel neighbour: pytest -m alone")
+    skip = pytest.mark.skip(reason="needs the CPUs to itself, so it runs without parallel workers: pytest -m alone")
     for item in items:
         if item.get_closest_marker("alone"):
             item.add_marker(skip)

@@ -117,6 +117,7 @@ def test_ab_usage_errors_are_one_line(tmp_path, capsys):
     assert "KEY=VALUE" in err[2] and "not an inferperf ab folder" in err[3]
 
 
+@pytest.mark.alone  # fresh processes timed against each other: under -n 3 other workers drowned a 2x slowdown
 def test_detection_power_ab_measures_the_design_with_real_processes(tmp_path, capsys):
     """``detection-power --ab``: real A/A and A/B pools of fresh processes, judged in subsets as ab judges."""
     store, out = tmp_path / "power", tmp_path / "power.md"
