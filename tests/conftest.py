@@ -59,7 +59,7 @@ def _lean_child_sessions():
     """Every pytest session the tests start (run_pytest, ab's and nightly's runs, --isolate's
     children) leaves hypothesis' plugin unloaded: it costs 0.85 s of start-up per session on a
     2-core VM, over a hundred sessions, and no benchmark case uses it. Under pytest-xdist
-    (``pytest -n 2``) the children do not inherit the worker's ``PYTEST_XDIST_*`` variables:
+    (``pytest -n``) the children do not inherit the worker's ``PYTEST_XDIST_*`` variables:
     pytest-benchmark reads them and refuses ``--benchmark-only`` in a child that is no worker."""
     previous = os.environ.get("PYTEST_ADDOPTS")
     os.environ["PYTEST_ADDOPTS"] = f"{previous or ''} -p no:hypothesispytest".strip()

@@ -54,10 +54,6 @@ def _round(server: TruthServer, client: OpenAIStreamClient, streams: int, per_st
     return rnd, fidelity, check  # type: ignore[return-value]
 
 
-def _errors(f: Fidelity) -> dict[str, float]:
-    return f.percentile_errors_s
-
-
 def _request(index: int, send_s: float, chunk_times_s: list[float]) -> ServedRequest:
     return ServedRequest(index=index, scheduled_s=send_s, send_s=send_s, chunk_times_s=chunk_times_s, done_s=chunk_times_s[-1], status=200)
 
@@ -90,7 +86,7 @@ def test_a_round_called_valid_is_within_the_bound_of_the_truth(truth_server: Tru
     rnd, fidelity, check = _round(truth_server, client, streams, 2, f"valid{streams}")
     assert fidelity.requests == len(rnd.requests), "every request is in the truth's log and was compared"
     assert all(r.stamp_source == "kernel" for r in rnd.requests)
-    errors = _errors(fidelity)
+    errors = fidelity.percentile_errors_s
     # the bound the client derives from its own stamps covers the error it really made
     for name, error in errors.items():
         assert error <= (check[f"{name}_stamp_error_bound_s"] or 0.0) + TRUTH_SLACK_S, (name, errors, check)
@@ -122,7 +118,7 @@ def test_a_client_that_reads_late_is_out_of_bound_and_says_so(truth_server: Trut
     figures wrong, and the self-check must not call the round valid (the test fails if it does)."""
     client = StallingClient(truth_server.base_url, "truth", "openai")
     rnd, fidelity, check = _round(truth_server, client, 16, 2, "stalled")
-    errors = _errors(fidelity)
+    errors = fidelity.percentile_errors_s
     assert not fidelity.within_bound, errors  # the stall really did make the client wrong ...
     assert not check["valid"] and "uncertain" in check["invalid_reason"], check  # ... and it says so
     for name, error in errors.items():

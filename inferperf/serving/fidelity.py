@@ -8,9 +8,9 @@ request arrived, then one every ``gap_ms`` — and logs, on CLOCK_MONOTONIC (the
 stamp: the server's own wake-up is not the client's error) and the clock just before each token's
 write and just after it returned: the bytes reached the client's socket between the two, so a
 token's truth is that interval, not a point. (Stamped only after the write, a server preempted
-between the write and the stamp logged the token up to 1.5 ms late beside a busy neighbour, which
-read as the client's error.) A first stand-in in Node logged the request's arrival when its event loop got to it, 0.5 ms late
-at one stream and 1.5 ms (p99 12 ms) at 64, which read as client error: the truth has to come from
+inside the write or before its stamp logged the token up to 4.9 ms late beside two busy
+neighbours, which read as the client's error.) A first stand-in in Node logged the request's
+arrival when its event loop got to it, 0.5 ms late at one stream and 1.5 ms (p99 12 ms) at 64, which read as client error: the truth has to come from
 the kernel on both ends. The truth of a request is that log: its TTFT is
 first write − arrival, its per-token ITL the gaps between writes, each an interval from the stamps
 around the writes. The client's are what it recorded: first chunk − send, the gaps between its
@@ -105,8 +105,8 @@ def read_truth(log: Path) -> dict[str, Truth]:
     found: dict[str, Truth] = {}
     for line in log.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
-        writes = tuple(float(t) for t in entry["writes_s"])
-        found[str(entry["id"])] = Truth(float(entry["received_s"]), writes, tuple(float(t) for t in entry["writes_before_s"]))
+        found[str(entry["id"])] = Truth(float(entry["received_s"]), tuple(float(t) for t in entry["writes_s"]),
+                                        tuple(float(t) for t in entry["writes_before_s"]))
     return found
 
 
@@ -118,7 +118,8 @@ def outside(value: float, interval: Interval) -> float:
 
 @dataclass(frozen=True)
 class Fidelity:
-    """One round's client figures against the truth (seconds; errors are client − truth)."""
+    """One round's client figures against the truth (seconds; an error is how far the client's figure
+    lies outside the truth's interval)."""
 
     requests: int
     tokens: int
@@ -173,8 +174,9 @@ def compare(rounds: Sequence[RoundLoad], truth: dict[str, Truth], prompt_of: Cal
             client_gaps = [b - a for a, b in zip(times, times[1:])]
             itl_client += client_gaps
             itl_truth += true.gaps_s()
-            itl_interval += true.gap_intervals_s()
-            itl_error += [outside(c, t) for c, t in zip(client_gaps, true.gap_intervals_s())]
+            gap_intervals = true.gap_intervals_s()
+            itl_interval += gap_intervals
+            itl_error += [outside(c, t) for c, t in zip(client_gaps, gap_intervals)]
 
     def p(values: list[float], q: float) -> float:
         return percentile(values, q) or 0.0
