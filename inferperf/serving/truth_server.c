@@ -7,10 +7,13 @@
  * clock Python's time.perf_counter reads on Linux): one JSON line per request in LOG — its id (the
  * prompt), when the request reached the socket (the kernel's receive stamp, SO_TIMESTAMPNS: the
  * server's own wake-up is not the client's latency) and, for each token, the clock just before its
- * write() and just after it returned: the bytes reached the client's socket between the two. Both,
- * because a server preempted between its write and its stamp logs the token late by the preemption
- * (0.3-0.8 ms beside a busy neighbour on 2 cores), which would read as the client's error; the
- * token's truth is that interval. A token written late is logged late: the log is the truth,
+ * write() and just after it returned: the bytes reached the client's socket between the two (or,
+ * where a client that stopped reading had filled its window and the socket buffers, they waited
+ * there: that wait is the client's back-pressure, its own lateness, and a token queued here for
+ * EPOLLOUT keeps its write's stamps for the same reason). Both, because a server preempted
+ * between its write and its stamp logs the token late by the preemption (up to 4.9 ms beside two
+ * busy loops on 2 cores), which would read as the client's error; the token's truth is that
+ * interval. A token written late is logged late: the log is the truth,
  * whatever the schedule said.
  *
  * One thread, epoll, a timerfd armed for the next due token: tens of thousands of writes a second
