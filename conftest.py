@@ -93,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="served generation: a local tokenizer directory whose tokens the prompt lengths are in (never downloaded)")
     group.addoption("--served-api", default="completions", metavar="API",
                     help="served generation: completions, chat, or completions,chat (/v1/completions, /v1/chat/completions)")
+    group.addoption("--served-requests", type=Path, default=None, metavar="DIR",
+                    help="served generation: write every timed request's record (its stamps, token times, latencies, "
+                    "tokens, error), one JSON line each, to DIR/<technique>/<case>.jsonl")
     group.addoption("--vllm-python", type=Path, default=None, metavar="PATH",
                     help="the python of vLLM's own environment (default: $INFERPERF_VLLM_PYTHON, else .venv-vllm/bin/python; "
                     "scripts/make-vllm-env makes it)")
@@ -192,6 +195,9 @@ def _settings(config: pytest.Config) -> Settings:
         vllm_python = config.getoption("--vllm-python")
         if vllm_python is not None and not vllm_python.is_file():
             raise ValueError(f"--vllm-python {vllm_python}: no such file")
+        served_requests = config.getoption("--served-requests")
+        if served_requests is not None and served_requests.exists() and not served_requests.is_dir():
+            raise ValueError(f"--served-requests {served_requests}: not a directory")
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Settings(
@@ -213,6 +219,7 @@ def _settings(config: pytest.Config) -> Settings:
         rounds=config.getoption("--rounds"),
         warmup_rounds=config.getoption("--warmup-rounds"),
         price_per_hour=price,
+        served_requests_dir=served_requests.absolute() if served_requests else None,
     )
 
 

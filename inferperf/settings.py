@@ -72,6 +72,8 @@ class Settings:
     vllm_python: Path | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None
+    #: ``--served-requests``: where served generation writes each timed request's record (None: nowhere)
+    served_requests_dir: Path | None = None
 
     def budget(self, per_tier: Mapping[Tier, Budget]) -> Budget:
         """The benchmark's own budget for this tier, with ``--rounds``/``--warmup-rounds`` applied."""

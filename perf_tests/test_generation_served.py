@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixtures.served_generation import SERVERS, served_parts, shares_prefixes
+from fixtures.served_generation import SERVERS, served_parts, shares_prefixes, write_request_records
 from inferperf.cases import Case, Tier
 from inferperf.measure import Workload
 from inferperf.metrics.requests import LoadPoint, RoundLoad
@@ -233,6 +233,8 @@ def test_generation_served(case: Case, settings: Settings, served_target, sweep_
         metrics["output_len_forced"] = all(r.length_forced for r in done) and all(
             r.completion_tokens == by_index[r.index].max_tokens for r in done)
         metrics["server_metrics"] = _server_rounds(server_samples[:timed])
+        if settings.served_requests_dir is not None:
+            write_request_records(settings.served_requests_dir, case, rounds[:timed])
         return metrics
 
     with sending:

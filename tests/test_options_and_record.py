@@ -19,6 +19,7 @@ from tests.helpers import REPO, needs, run_pytest
         (["--threads", "0"], "--threads: expected a positive integer"),
         (["--weights", "/nonexistent/dir"], "--weights: /nonexistent/dir is not a directory"),
         (["--rounds", "0"], "--rounds: out of range"),
+        (["--served-requests", "pyproject.toml"], "--served-requests pyproject.toml: not a directory"),
     ],
 )
 def test_bad_options_are_usage_errors_naming_the_option(option, message):

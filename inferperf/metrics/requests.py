@@ -8,7 +8,7 @@ read them. Times are seconds on the generator's clock (``time.perf_counter``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from inferperf.metrics.generation import RequestTiming
 
@@ -162,3 +162,52 @@ class RoundLoad:
     #: workers on other nodes (Ray): each one's real-time offset from the coordinator and its
     #: uncertainty, seconds (None: one machine, one monotonic clock)
     clock: Mapping[str, Mapping[str, float]] | None = None
+
+
+def _since(origin: float, stamp: float | None) -> float | None:
+    return None if stamp is None else stamp - origin
+
+
+def request_rows(rounds: Sequence[RoundLoad]) -> list[dict[str, object]]:
+    """Every request of ``rounds`` as one flat record (``--served-requests``: a line of JSON each).
+
+    Times are seconds since the round's origin (its earliest scheduled send), so a round's rows read
+    on their own; the per-request latencies are the ones the case's distributions are made of
+    (``inferperf.metrics.served``): ``ttft_s``, ``tpot_s`` and ``e2e_s`` from the send, the
+    ``*_from_schedule_s`` from the scheduled time; ``token_times_s`` holds one arrival per token (a
+    chunk's stamp repeated for the tokens it carried). A failed request has its error and no latencies.
+    """
+    rows: list[dict[str, object]] = []
+    for number, rnd in enumerate(rounds):
+        if not rnd.requests:
+            continue
+        origin = min(r.scheduled_s for r in rnd.requests)
+        for request in rnd.requests:
+            sent, scheduled = request.timing("send"), request.timing("schedule")
+            rows.append({
+                "round": number,
+                "index": request.index,
+                "turn": request.turn,
+                "ok": request.ok,
+                "scheduled_s": request.scheduled_s - origin,
+                "dispatched_s": _since(origin, request.dispatched_s),
+                "send_s": _since(origin, request.send_s),
+                "first_byte_s": _since(origin, request.first_byte_s),
+                "done_s": _since(origin, request.done_s),
+                "token_times_s": [t - origin for t in sent.token_times_s] if sent else [],
+                "chunk_tokens": list(request.chunk_tokens),
+                "ttft_s": sent.ttft_s if sent else None,
+                "ttft_from_schedule_s": scheduled.ttft_s if scheduled else None,
+                "tpot_s": sent.tpot_s if sent else None,
+                "e2e_s": request.e2e_s("send"),
+                "e2e_from_schedule_s": request.e2e_s("schedule"),
+                "prompt_tokens_client": request.prompt_tokens_client,
+                "prompt_tokens_server": request.prompt_tokens_server,
+                "completion_tokens": request.completion_tokens if request.ok else None,
+                "completion_tokens_client": request.completion_tokens_client,
+                "finish_reason": request.finish_reason,
+                "status": request.status,
+                "error": request.error,
+                "stamp_source": request.stamp_source,
+            })
+    return rows
