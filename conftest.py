@@ -93,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="served generation: a local tokenizer directory whose tokens the prompt lengths are in (never downloaded)")
     group.addoption("--served-api", default="completions", metavar="API",
                     help="served generation: completions, chat, or completions,chat (/v1/completions, /v1/chat/completions)")
+    group.addoption("--server-metrics-period", type=float, default=None, metavar="S",
+                    help="served generation: seconds between samples of the server's /metrics inside a round (default 1; "
+                    "0: only before and after each round — a sample costs the server its page's rendering)")
     group.addoption("--served-requests", type=Path, default=None, metavar="DIR",
                     help="served generation: write every timed request's record (its stamps, token times, latencies, "
                     "tokens, error), one JSON line each, to DIR/<technique>/<case>.jsonl")
@@ -195,6 +198,9 @@ def _settings(config: pytest.Config) -> Settings:
         vllm_python = config.getoption("--vllm-python")
         if vllm_python is not None and not vllm_python.is_file():
             raise ValueError(f"--vllm-python {vllm_python}: no such file")
+        metrics_period = config.getoption("--server-metrics-period")
+        if metrics_period is not None and not (math.isfinite(metrics_period) and metrics_period >= 0):
+            raise ValueError(f"--server-metrics-period: expected seconds >= 0, got {metrics_period}")
         served_requests = config.getoption("--served-requests")
         if served_requests is not None and served_requests.exists() and not served_requests.is_dir():
             raise ValueError(f"--served-requests {served_requests}: not a directory")
@@ -220,6 +226,7 @@ def _settings(config: pytest.Config) -> Settings:
         warmup_rounds=config.getoption("--warmup-rounds"),
         price_per_hour=price,
         served_requests_dir=served_requests.absolute() if served_requests else None,
+        server_metrics_period_s=metrics_period,
     )
 
 

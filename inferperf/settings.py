@@ -72,6 +72,9 @@ class Settings:
     vllm_python: Path | None = None
     #: ``--price-per-hour``: what the machine costs, for ``cost_per_million_items_usd``
     price_per_hour: float | None = None
+    #: ``--server-metrics-period``: seconds between samples of a server's ``/metrics`` inside a round
+    #: (0: only before and after it); None: ``inferperf.serving.server_metrics.PERIOD_S``
+    server_metrics_period_s: float | None = None
     #: ``--served-requests``: where served generation writes each timed request's record (None: nowhere)
     served_requests_dir: Path | None = None
 

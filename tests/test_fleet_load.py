@@ -246,23 +246,37 @@ def test_a_duration_bounds_a_closed_round(test_server: str) -> None:
 
 def test_the_servers_metrics_are_sampled_through_a_round(test_server: str) -> None:
     pytest.importorskip("prometheus_client")
+    summary = _sampled_round(test_server, period_s=0.1)
+    assert summary["samples"] >= 2 and summary["period_s"] == 0.1
+    assert summary["running_max"] >= 1  # from samples inside the round: before and after it the server is idle
+    assert 0 < summary["scrape_s_mean"] < 2.0
+    assert summary["prefix_cache_hit_rate"] == pytest.approx(0.5)  # 3 of the 6 prompts were seen before
+
+
+def test_a_period_of_zero_samples_only_before_and_after_the_round(test_server: str) -> None:
+    pytest.importorskip("prometheus_client")
+    summary = _sampled_round(test_server, period_s=0.0)
+    assert summary["samples"] == 0 and "running_max" not in summary and "scrape_s_mean" not in summary
+    # the counters' difference needs only the two ends
+    assert summary["prefix_cache_hit_rate"] == pytest.approx(0.5)
+
+
+def _sampled_round(test_server: str, period_s: float) -> dict[str, object]:
     from inferperf.serving.openai.client import CompletionRequest
     from inferperf.serving.server_metrics import sampler_for
 
-    sampler = sampler_for(test_server)
+    sampler = sampler_for(test_server, period_s=period_s)
     assert sampler is not None
     runner = _runner(test_server)
     try:
         sampler.start()
         # one at a time in the server (capacity one), so 6 requests of 60 tokens take ~0.7 s; each prompt twice
-        runner.run([CompletionRequest(f"normal-{i % 3}", 60) for i in range(6)], LoadPoint("closed", concurrency=3))
-        summary = sampler.stop()
+        # prompts of this period only: the server's cache outlives a test
+        runner.run([CompletionRequest(f"normal-{period_s}-{i % 3}", 60) for i in range(6)], LoadPoint("closed", concurrency=3))
+        return sampler.stop()
     finally:
         runner.close()
         sampler.close()
-    assert summary["samples"] >= 2
-    assert summary["running_max"] >= 1
-    assert summary["prefix_cache_hit_rate"] == pytest.approx(0.5)  # 3 of the 6 prompts were seen before
 
 
 def test_a_chat_endpoint_answering_404_fails_in_one_line(tmp_path: Path) -> None:

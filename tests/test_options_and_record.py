@@ -20,6 +20,7 @@ from tests.helpers import REPO, needs, run_pytest
         (["--weights", "/nonexistent/dir"], "--weights: /nonexistent/dir is not a directory"),
         (["--rounds", "0"], "--rounds: out of range"),
         (["--served-requests", "pyproject.toml"], "--served-requests pyproject.toml: not a directory"),
+        (["--server-metrics-period", "-1"], "--server-metrics-period: expected seconds >= 0"),
     ],
 )
 def test_bad_options_are_usage_errors_naming_the_option(option, message):

@@ -501,7 +501,7 @@ SERVED: tuple[Key, ...] = (
     _key("tool_call_tokens_per_request", "number", "tokens", "served, chat: tool-call argument tokens per completed request", constraint="nonnegative"),
     _key("content_tokens_per_request", "number", "tokens", "served, chat: answer (content) tokens per completed request", constraint="nonnegative"),
     _key("ttft_content_p50_s", "number", "s", "served, chat: median send → first content token (after any reasoning)", constraint="nonnegative"),
-    _key("server_metrics", "object", "—", "served: the server's own Prometheus `/metrics` sampled during each timed round (vLLM's names) — per round `running_mean`/`running_max`, `waiting_mean`/`waiting_max` (requests), `kv_cache_usage_mean`/`kv_cache_usage_max` (0..1), `prefix_cache_hit_rate` (hits/queries over the round), `samples`; null where the server exposes none"),
+    _key("server_metrics", "object", "—", "served: the server's own Prometheus `/metrics` sampled during each timed round (vLLM's names) — per round `running_mean`/`running_max`, `waiting_mean`/`waiting_max` (requests), `kv_cache_usage_mean`/`kv_cache_usage_max` (0..1), from the samples inside the round (absent when none); `prefix_cache_hit_rate` (hits/queries over the round); `samples` (inside the round), `period_s` (s between them; 0: only before and after the round), `scrape_s_mean` (s one sample took the server); null where the server exposes none"),
     _key("prefix_caching", "bool", "—", "served vLLM: automatic prefix caching on (`true`) or off"),
 )
 

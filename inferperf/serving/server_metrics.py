@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-PERIOD_S = 0.25
+#: seconds between samples inside a round (``--server-metrics-period``). A sample is not free for
+#: the server: vLLM renders its 70 KB page in about 8 ms on one core of a 2-core Zen 4, and its API
+#: process streams no token meanwhile. At 4 samples a second its one-stream gaps over twice the
+#: median went from 1.2-1.5% of all gaps to 2.6-3.8% and its ITL p99 up 37-53% (three pairs of
+#: runs, docs/techniques/served-generation.md); once a second was within the runs' spread of none.
+PERIOD_S = 1.0
 #: gauge -> the names servers give it (vLLM, older vLLM, SGLang, TGI)
 GAUGES: dict[str, tuple[str, ...]] = {
     "running": ("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"),
@@ -58,47 +64,60 @@ def fetch(url: str, timeout_s: float = 2.0) -> dict[str, float] | None:
         return None
 
 
+def _timed_fetch(url: str) -> tuple[dict[str, float] | None, float]:
+    """A sample and how long the server took to give it (its API process was busy about that long)."""
+    started = time.perf_counter()
+    found = fetch(url)
+    return found, time.perf_counter() - started
+
+
 def _first(sample: dict[str, float], names: tuple[str, ...]) -> float | None:
     return next((sample[n] for n in names if n in sample), None)
 
 
-def summarize(samples: list[dict[str, float]]) -> dict[str, object]:
-    """A round's samples -> means and maxima of the gauges, and the prefix-cache hit rate over it."""
-    summary: dict[str, object] = {"samples": len(samples)}
+def summarize(first: dict[str, float] | None, inside: list[dict[str, float]], last: dict[str, float] | None,
+              *, period_s: float, scrape_s: list[float] | None = None) -> dict[str, object]:
+    """A round's samples -> means and maxima of the gauges, and the prefix-cache hit rate over it.
+
+    ``first`` and ``last`` are taken before the load's first request and after its end: the
+    counters' baseline and total, but an idle server's gauges, so the gauges come from the samples
+    ``inside`` the round only (none: no gauge). ``scrape_s``: how long each inside sample took."""
+    summary: dict[str, object] = {"samples": len(inside), "period_s": period_s}
+    if scrape_s:
+        summary["scrape_s_mean"] = sum(scrape_s) / len(scrape_s)
     for gauge, names in GAUGES.items():
-        values = [v for v in (_first(s, names) for s in samples) if v is not None]
+        values = [v for v in (_first(s, names) for s in inside) if v is not None]
         if values:
             summary[f"{gauge}_mean"] = sum(values) / len(values)
             summary[f"{gauge}_max"] = max(values)
-    hits = [v for v in (_first(s, PREFIX_HITS) for s in samples) if v is not None]
-    queries = [v for v in (_first(s, PREFIX_QUERIES) for s in samples) if v is not None]
+    counted = [s for s in (first, *inside, last) if s is not None]
+    hits = [v for v in (_first(s, PREFIX_HITS) for s in counted) if v is not None]
+    queries = [v for v in (_first(s, PREFIX_QUERIES) for s in counted) if v is not None]
     if len(hits) >= 2 and len(queries) >= 2 and queries[-1] > queries[0]:
         summary["prefix_cache_hit_rate"] = (hits[-1] - hits[0]) / (queries[-1] - queries[0])
     return summary
 
 
 def _serve(url: str, period_s: float, control: Connection) -> None:
-    """The sampler process: on ``start`` sample until ``stop``, then send the round's summary back."""
+    """The sampler process: on ``start`` sample until ``stop``, then send the round's summary back.
+
+    ``period_s`` 0: only before and after the round, never while its load runs."""
     while True:
         message = control.recv()
         if message != "start":
             return
-        samples: list[dict[str, float]] = []
         first = fetch(url)  # the counters before the load's first request: the round's baseline
-        if first is not None:
-            samples.append(first)
+        inside: list[dict[str, float]] = []
+        scrape_s: list[float] = []
         control.send("sampling")
-        while True:
-            if control.poll(period_s):
-                control.recv()  # "stop"
-                last = fetch(url)  # the counters at the round's end
-                if last is not None:
-                    samples.append(last)
-                control.send(summarize(samples))
-                break
-            found = fetch(url)
+        while not control.poll(period_s if period_s > 0 else None):
+            found, took = _timed_fetch(url)
             if found is not None:
-                samples.append(found)
+                inside.append(found)
+                scrape_s.append(took)
+        control.recv()  # "stop"
+        last = fetch(url)  # the counters at the round's end
+        control.send(summarize(first, inside, last, period_s=period_s, scrape_s=scrape_s))
 
 
 @dataclass
@@ -150,9 +169,10 @@ class MetricsSampler:
         self._process = self._control = None
 
 
-def sampler_for(base_url: str, cores: set[int] | None = None) -> MetricsSampler | None:
+def sampler_for(base_url: str, cores: set[int] | None = None, period_s: float = PERIOD_S) -> MetricsSampler | None:
     """A sampler of the server at ``base_url`` (``http://host:port/v1``) if it serves known metrics,
-    else None; ``cores``: where it runs (the server's own, when the suite pinned the server)."""
+    else None; ``cores``: where it runs (the server's own, when the suite pinned the server);
+    ``period_s``: between samples inside a round (0: none inside)."""
     url = f"{base_url.rstrip('/').removesuffix('/v1')}/metrics"
     found = fetch(url)
-    return MetricsSampler(url, cores) if found else None
+    return MetricsSampler(url, cores, period_s) if found else None
