@@ -56,19 +56,32 @@ def parse(text: str) -> dict[str, float]:
     return found
 
 
-def fetch(url: str, timeout_s: float = 2.0) -> dict[str, float] | None:
+def _page(url: str, timeout_s: float = 2.0) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return parse(response.read().decode("utf-8", "replace"))
-    except Exception:  # no metrics page, or not Prometheus text: nothing to sample
+            return response.read().decode("utf-8", "replace")
+    except Exception:  # no metrics page
         return None
 
 
+def _parsed(page: str | None) -> dict[str, float] | None:
+    try:
+        return None if page is None else parse(page)
+    except Exception:  # not Prometheus text: nothing to sample
+        return None
+
+
+def fetch(url: str, timeout_s: float = 2.0) -> dict[str, float] | None:
+    return _parsed(_page(url, timeout_s))
+
+
 def _timed_fetch(url: str) -> tuple[dict[str, float] | None, float]:
-    """A sample and how long the server took to give it (its API process was busy about that long)."""
+    """A sample and how long the server took to give it (its API process was busy about that long;
+    the parsing here, after the page arrived, is not counted)."""
     started = time.perf_counter()
-    found = fetch(url)
-    return found, time.perf_counter() - started
+    page = _page(url)
+    took = time.perf_counter() - started
+    return _parsed(page), took
 
 
 def _first(sample: dict[str, float], names: tuple[str, ...]) -> float | None:
