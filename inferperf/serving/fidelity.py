@@ -10,10 +10,10 @@ write and just after it returned: the bytes reached the client's socket between 
 token's truth is that interval, not a point. (Stamped only after the write, a server preempted
 inside the write or before its stamp logged the token up to 4.9 ms late beside two busy
 neighbours, which read as the client's error.) A first stand-in in Node logged the request's
-arrival when its event loop got to it, 0.5 ms late at one stream and 1.5 ms (p99 12 ms) at 64, which read as client error: the truth has to come from
-the kernel on both ends. The truth of a request is that log: its TTFT is
-first write − arrival, its per-token ITL the gaps between writes, each an interval from the stamps
-around the writes. The client's are what it recorded: first chunk − send, the gaps between its
+arrival when its event loop got to it, 0.5 ms late at one stream and 1.5 ms (p99 12 ms) at 64,
+which read as client error: the truth has to come from the kernel on both ends. The truth of a
+request is that log: its TTFT is first write − arrival, its per-token ITL the gaps between
+writes, each an interval from the stamps around the writes. The client's are what it recorded: first chunk − send, the gaps between its
 arrival stamps. ``compare`` holds one against the other, percentile for percentile (what a report
 shows) and request by request; an error is how far the client's figure lies outside the truth's
 interval (a percentile of values each known to an interval lies between the percentiles of the
