@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,21 @@ def test_a_duration_bounds_a_closed_round(test_server: str) -> None:
     finally:
         runner.close()
     assert 2 <= len(rnd.requests) < 400 and all(r.ok for r in rnd.requests)  # requests never sent are not failures
+
+
+def test_a_round_started_past_its_duration_still_sends_one_request_a_stream(test_server: str) -> None:
+    """A process paused between laying out a round and starting it (CI once lost a 0.3 s round that
+    way) must not give an empty round: each stream's first request is taken at the start."""
+    from inferperf.serving.loadgen import Share
+    from inferperf.serving.openai.client import CompletionRequest
+
+    runner = _runner(test_server)
+    try:
+        share = Share(tuple(range(40)), concurrency=2, deadline_s=time.perf_counter() - 1.0)
+        rnd = runner.run([CompletionRequest("normal", 4)] * 40, LoadPoint("closed", concurrency=2, duration_s=0.3), share=share)
+    finally:
+        runner.close()
+    assert len(rnd.requests) == 2 and all(r.ok for r in rnd.requests)
 
 
 def test_the_servers_metrics_are_sampled_through_a_round(test_server: str) -> None:

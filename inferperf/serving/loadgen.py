@@ -96,9 +96,14 @@ async def _closed_loop(send: Sender, records: list[ServedRequest], payloads: Seq
     queue = iter(range(len(records)))
 
     async def stream() -> None:
+        first = True
         for index in queue:  # one shared iterator: each stream takes the next request when free
-            if deadline_s is not None and time.perf_counter() >= deadline_s:
-                return  # a round bounded by duration: the requests left are never sent (not failures)
+            # a round bounded by duration: the requests left are never sent (not failures). A stream's
+            # first request is taken at the round's start, before its end by definition: a process
+            # paused between laying out the round and starting it still sends one request a stream
+            if deadline_s is not None and not first and time.perf_counter() >= deadline_s:
+                return
+            first = False
             record = records[index]
             record.scheduled_s = record.dispatched_s = time.perf_counter()
             await _bounded(send, record, payloads[index], timeout_s)
@@ -116,9 +121,11 @@ async def _sessions_loop(send: Sender, records: list[ServedRequest], payloads: S
     queue = iter(list(sessions.values()))
 
     async def stream() -> None:
+        first = True
         for turns in queue:
-            if deadline_s is not None and time.perf_counter() >= deadline_s:
-                return
+            if deadline_s is not None and not first and time.perf_counter() >= deadline_s:
+                return  # as in the closed loop: every stream's first session is started
+            first = False
             due = time.perf_counter()
             for index in turns:
                 record = records[index]
@@ -203,19 +210,21 @@ async def run_round_async(client: LoadClient, payloads: Sequence[Any], point: Lo
                           prompt_tokens: Sequence[int | None] | None = None, share: Share | None = None) -> RoundLoad:
     """Send ``payloads`` (one request each) under ``point``'s load — or, with ``share``, this process's
     part of a round (``payloads`` then holds that part's requests) — every request recorded."""
-    # the schedule starts just after it is laid out
-    share = share or whole_round(point, len(payloads), time.perf_counter() + 0.005)
+    indices = share.indices if share else range(len(payloads))
     records = [
         ServedRequest(index=index, scheduled_s=0.0, prompt_tokens_client=prompt_tokens[i] if prompt_tokens else None,
                       turn=getattr(payloads[i], "turn", None))
-        for i, index in enumerate(share.indices)
+        for i, index in enumerate(indices)
     ]
-    lags: list[float] = []
-    probe = asyncio.ensure_future(_probe_loop_lag(lags))
     # no cyclic collection while the load runs: a full pass over a session's objects stalled the
     # loop 40 ms at 256 streams (every chunk read in that window shared a later stamp)
     collecting = gc.isenabled()
     gc.disable()
+    # the schedule (and a duration's clock) starts once the round is laid out and the collector off:
+    # a CI run (tests in parallel, neighbours) once lost a 0.3 s round's whole duration before its start
+    share = share or whole_round(point, len(payloads), time.perf_counter() + 0.005)
+    lags: list[float] = []
+    probe = asyncio.ensure_future(_probe_loop_lag(lags))
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     try:
         if share.due_s is not None:
