@@ -60,3 +60,35 @@ def test_a_healthy_aoti_package_passes_the_probe_and_runs(tmp_path, monkeypatch)
         pytest.skip(f"AOTInductor cannot compile here: {exc}")
     assert prepared.notes["aoti_probe"] is True
     torch.testing.assert_close(prepared.call(example), model(example))
+
+
+_COMPILE_ONCE = """
+import json, sys, torch
+from pathlib import Path
+from inferperf.variants.compiled import prepare_compile
+model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU()).eval()
+prepared = prepare_compile(model, torch.randn(2, 16), Path(sys.argv[1]), "cpu")
+print(json.dumps({"compile": prepared.notes["compile"], "setup_s": prepared.setup_s}))
+"""
+
+
+@pytest.mark.slow
+def test_a_compiled_rung_records_whether_inductors_cache_held_its_graph(tmp_path):
+    """The same compile twice in fresh processes over one private cache: the first finds it empty
+    and misses, the second finds files and hits (its set-up a fraction of the first's)."""
+    needs("torch", "torch")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _COMPILE_ONCE, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.skip(f"torch.compile cannot compile here: {done.stderr.strip().splitlines()[-1:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    cold, warm = runs[0]["compile"], runs[1]["compile"]
+    assert cold["cache_files_before"] == 0 and cold["fx_graph_cache_misses"] >= 1 and cold["fx_graph_cache_hits"] == 0
+    assert warm["cache_files_before"] > 0 and warm["fx_graph_cache_hits"] >= 1 and warm["fx_graph_cache_misses"] == 0

@@ -287,7 +287,10 @@ EXTRA_INFO: tuple[Key, ...] = (
     _key(
         "compile", "object", "—",
         "compiled rungs and variants: what `torch._dynamo` counted while compiling: `graphs`, `graph_breaks` and the "
-        "top `break_reasons`, `recompiles`, `frames_compiled` (Python frames compiled)",
+        "top `break_reasons`, `recompiles`, `frames_compiled` (Python frames compiled), `fx_graph_cache_hits` and "
+        "`fx_graph_cache_misses` (Inductor's graph cache: a hit loads compiled code, and `setup_s` is then a fraction of a "
+        "cold compile's), `cache_files_before` (files in Inductor's on-disk cache before the rung compiled: 0 is a cold "
+        "cache; AOTInductor records only this)",
     ),
     _key(
         "quant_config", "str", "—",

@@ -48,12 +48,14 @@ print("aoti probe ok")
 
 
 def compile_counters() -> dict[str, object]:
-    """What torch._dynamo counted since the last reset: graphs, graph breaks (with reasons), recompilations."""
+    """What torch._dynamo counted since the last reset: graphs, graph breaks (with reasons),
+    recompilations, and Inductor's graph-cache hits and misses."""
     from torch._dynamo.utils import counters
 
     breaks: Mapping[str, int] = counters.get("graph_break", {})
     stats: Mapping[str, int] = counters.get("stats", {})
     frames: Mapping[str, int] = counters.get("frames", {})
+    inductor: Mapping[str, int] = counters.get("inductor", {})
     return {
         "graphs": int(stats.get("unique_graphs", 0)),
         "graph_breaks": int(sum(breaks.values())),
@@ -61,17 +63,46 @@ def compile_counters() -> dict[str, object]:
         "recompiles": int(sum(counters.get("recompiles", {}).values())),
         # dynamo's "stats.calls_captured" counts operations put in graphs, not frames
         "frames_compiled": int(frames.get("ok", 0)),
+        # Inductor's graph cache: a hit loads compiled code instead of generating and building it
+        "fx_graph_cache_hits": int(inductor.get("fxgraph_cache_hit", 0)),
+        "fx_graph_cache_misses": int(inductor.get("fxgraph_cache_miss", 0)),
     }
+
+
+def inductor_cache_files() -> int | None:
+    """Files in Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``, by default
+    ``/tmp/torchinductor_<user>``) now; None where it cannot be read.
+
+    A compile's time can depend on it more than on anything the rung does: timm ``deit_tiny``'s
+    ``ao_int8_compile`` set-up at batch 8 took 54.5 s with its graph not yet in the cache and 5.3 s
+    with it (a graph-cache hit), on a 2-core Zen 4. AOTInductor's packages count no hits and took
+    16–26 s either way there, but reuse the cache's compiled headers. So a compiled rung records
+    what the cache held before it, and ``torch.compile`` rungs their graph-cache hits and misses.
+    """
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        root = cache_dir()
+    except Exception:  # a torch without the helper: the state is unknown, not empty
+        return None
+    if not os.path.isdir(root):
+        return 0
+    try:
+        return sum(len(files) for _, _, files in os.walk(root))
+    except OSError:
+        return None
 
 
 @contextmanager
 def counting_compiles(notes: dict[str, object]) -> Iterator[None]:
-    """Record in ``notes["compile"]`` what torch._dynamo counted inside the block (its first calls)."""
+    """Record in ``notes["compile"]`` what torch._dynamo counted inside the block (its first calls),
+    with the cache's files before it and the graph-cache hits and misses inside it."""
     from torch._dynamo.utils import counters
 
+    files_before = inductor_cache_files()
     counters.clear()
     yield
-    notes["compile"] = compile_counters()
+    notes["compile"] = {**compile_counters(), "cache_files_before": files_before}
 
 
 def _compile(model: nn.Module, example: torch.Tensor, warned: list[str], notes: dict[str, object]):
@@ -139,6 +170,7 @@ def _probe_wanted(device: str) -> bool:
 
 def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device: str) -> Prepared:
     """torch.export, then AOTInductor compiles the graph into a package loaded without Python tracing."""
+    cache_files_before = inductor_cache_files()
     clock, warned = Stopwatch(), list[str]()
     try:
         from torch._inductor import aoti_compile_and_package, aoti_load_package
@@ -157,7 +189,7 @@ def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device:
             runner = aoti_load_package(package)
         except Exception as exc:
             raise RungUnavailable(f"aoti_load_package failed: {error_line(exc)}") from None
-    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": probed})
+    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": probed, "compile": {"cache_files_before": cache_files_before}})
 
 
 def _torchao_rung(
