@@ -87,6 +87,20 @@ def _speedup(run: Run, bench: Benchmark) -> str:
     return f"{bench.items_per_s / baseline.items_per_s:.2f}x"
 
 
+def _setup(run: Run, bench: Benchmark) -> str:
+    """The set-up time, and for a compiled case whether Inductor's cache held its graph (a cached
+    compile takes a fraction of a cold one's time: the two are not the same figure)."""
+    text = fmt_seconds(finite_number(bench.extra.get("setup_s")))
+    compiled = bench.extra.get("compile")
+    if not isinstance(compiled, dict):
+        return text
+    if compiled.get("fx_graph_cache_hits") and not compiled.get("fx_graph_cache_misses"):
+        return f"{text} (cached)"
+    if compiled.get("cache_files_before") == 0:
+        return f"{text} (cold cache)"
+    return text
+
+
 COLUMNS: tuple[tuple[str, Callable[[Run, Benchmark], str]], ...] = (
     ("case", lambda r, b: b.case_id.split("/", 1)[-1]),
     ("items/s", lambda r, b: fmt_rate(b.items_per_s)),
@@ -96,7 +110,7 @@ COLUMNS: tuple[tuple[str, Callable[[Run, Benchmark], str]], ...] = (
     ("roofline", lambda r, b: fmt_fraction(finite_number(b.extra.get("roofline_fraction")))),
     ("model bytes", lambda r, b: fmt_bytes(b.extra.get("model_bytes"))),
     ("peak mem", lambda r, b: fmt_bytes(b.extra.get("peak_mem_bytes"))),
-    ("setup", lambda r, b: fmt_seconds(finite_number(b.extra.get("setup_s")))),
+    ("setup", _setup),
     ("energy/item", lambda r, b: _fmt_joules(finite_number(b.extra.get("energy_per_item_j")))),
     ("USD per 1M items", lambda r, b: _fmt_usd(finite_number(b.extra.get("cost_per_million_items_usd")))),
     ("details", lambda r, b: _details(b)),
