@@ -8,6 +8,7 @@ MANUAL = "batching/clip_t16-cpu-fp32-manual-bs8"
 EAGER = "ladder/deit_tiny-cpu-fp32-eager-bs1"
 COMPILED = "ladder/deit_tiny-cpu-fp32-compile-bs1"
 AOTI = "ladder/deit_tiny-cpu-fp32-aoti-bs1"
+COMPILED_COLD = "ladder/deit_tiny-cpu-fp32-compile-bs8"
 
 
 def test_report_shows_speedups_sizes_and_details(tmp_path, capsys):
@@ -17,9 +18,10 @@ def test_report_shows_speedups_sizes_and_details(tmp_path, capsys):
         EAGER: {"agreement": {"cosine": 1.0, "top1_match": 1.0, "images": 16}},
         COMPILED: {"setup_s": 5.3, "compile": {"cache_files_before": 102, "fx_graph_cache_hits": 1, "fx_graph_cache_misses": 0}},
         AOTI: {"setup_s": 26.3, "compile": {"cache_files_before": 0}},
+        COMPILED_COLD: {"setup_s": 12.4, "compile": {"cache_files_before": 273, "fx_graph_cache_hits": 0, "fx_graph_cache_misses": 1}},
     }
     machine = {"inferperf": {"skipped": [{"case_id": "batching/clip_t16-cuda-fp32-single-bs1", "reason": "no CUDA device"}]}}
-    run = write_run(tmp_path / "run.json", make_run({SINGLE: [1.0, 1.1, 1.05], MANUAL: [0.5, 0.52, 0.51], EAGER: [0.02] * 3, COMPILED: [0.01] * 3, AOTI: [0.01] * 3}, extra=extra, machine=machine))
+    run = write_run(tmp_path / "run.json", make_run({SINGLE: [1.0, 1.1, 1.05], MANUAL: [0.5, 0.52, 0.51], EAGER: [0.02] * 3, COMPILED: [0.01] * 3, AOTI: [0.01] * 3, COMPILED_COLD: [0.01] * 3}, extra=extra, machine=machine))
     assert main(["report", str(run), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "#### batching" in out and "#### ladder" in out and "#### Skipped cases" in out
@@ -28,6 +30,7 @@ def test_report_shows_speedups_sizes_and_details(tmp_path, capsys):
     # a compiled case's set-up says whether Inductor's cache held its graph
     assert "(cached)" in [line for line in out.splitlines() if "-compile-bs1" in line][0]
     assert "(cold cache)" in [line for line in out.splitlines() if "-aoti-bs1" in line][0]
+    assert "(not cached)" in [line for line in out.splitlines() if "-compile-bs8" in line][0]
     assert "data 20% / model 80%" in out and "cos 1.0000; top-1 100%" in out and "no CUDA device" in out
     assert main(["report", str(run), "-k", "ladder"]) == 0
     assert "batching" not in capsys.readouterr().out.split("Skipped")[0]

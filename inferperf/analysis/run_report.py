@@ -94,9 +94,12 @@ def _setup(run: Run, bench: Benchmark) -> str:
     compiled = bench.extra.get("compile")
     if not isinstance(compiled, dict):
         return text
-    if compiled.get("fx_graph_cache_hits") and not compiled.get("fx_graph_cache_misses"):
+    hits, misses = compiled.get("fx_graph_cache_hits"), compiled.get("fx_graph_cache_misses")
+    if hits and not misses:
         return f"{text} (cached)"
-    if compiled.get("cache_files_before") == 0:
+    if misses and not hits:
+        return f"{text} (not cached)"
+    if compiled.get("cache_files_before") == 0:  # AOTInductor counts no hits: only an empty cache is known cold
         return f"{text} (cold cache)"
     return text
 
