@@ -86,8 +86,11 @@ def test_a_compiled_rung_records_whether_inductors_cache_held_its_graph(tmp_path
     runs = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-c", _COMPILE_ONCE, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.skip(f"torch.compile cannot compile here: {done.stderr.strip().splitlines()[-1:]}")
+        # only a compile this machine cannot do (no C++ compiler: RungUnavailable) is a skip; any
+        # other failure of the rung is the test's
+        if done.returncode != 0 and "RungUnavailable: torch.compile failed" in done.stderr:
+            pytest.skip(f"torch.compile cannot compile here: {done.stderr.strip().splitlines()[-1]}")
+        assert done.returncode == 0, done.stderr[-2000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     cold, warm = runs[0]["compile"], runs[1]["compile"]
     assert cold["cache_files_before"] == 0 and cold["fx_graph_cache_misses"] >= 1 and cold["fx_graph_cache_hits"] == 0

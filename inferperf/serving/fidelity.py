@@ -13,11 +13,11 @@ neighbours, which read as the client's error.) A first stand-in in Node logged t
 arrival when its event loop got to it, 0.5 ms late at one stream and 1.5 ms (p99 12 ms) at 64,
 which read as client error: the truth has to come from the kernel on both ends. The truth of a
 request is that log: its TTFT is first write − arrival, its per-token ITL the gaps between
-writes, each an interval from the stamps around the writes. The client's are what it recorded: first chunk − send, the gaps between its
-arrival stamps. ``compare`` holds one against the other, percentile for percentile (what a report
-shows) and request by request; an error is how far the client's figure lies outside the truth's
-interval (a percentile of values each known to an interval lies between the percentiles of the
-intervals' ends).
+writes, each an interval from the stamps around the writes. The client's are what it recorded:
+first chunk − send, the gaps between its arrival stamps. ``compare`` holds one against the other,
+percentile for percentile (what a report shows) and request by request; an error is how far the
+client's figure lies outside the truth's interval (a percentile of values each known to an
+interval lies between the percentiles of the intervals' ends).
 
 Used by the fidelity tests, ``inferperf client-ceiling`` (what this machine's client can drive)
 and the sweep behind the served-generation page's fidelity table.

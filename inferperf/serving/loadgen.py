@@ -91,22 +91,26 @@ async def _bounded(send: Sender, record: ServedRequest, payload: Any, timeout_s:
         record.done_s = time.perf_counter()
 
 
+def _past(deadline_s: float | None) -> bool:
+    """Whether a round bounded by duration is over for a stream that just finished its request (or
+    session): it takes no more, and the requests left are never sent (not failures). The check comes
+    after a request, never before a stream's first: that one is taken at the round's start, before
+    its end by definition, so a process paused between laying out a round and starting it still
+    sends one request a stream."""
+    return deadline_s is not None and time.perf_counter() >= deadline_s
+
+
 async def _closed_loop(send: Sender, records: list[ServedRequest], payloads: Sequence[Any], concurrency: int, timeout_s: float,
                        deadline_s: float | None = None) -> None:
     queue = iter(range(len(records)))
 
     async def stream() -> None:
-        first = True
         for index in queue:  # one shared iterator: each stream takes the next request when free
-            # a round bounded by duration: the requests left are never sent (not failures). A stream's
-            # first request is taken at the round's start, before its end by definition: a process
-            # paused between laying out the round and starting it still sends one request a stream
-            if deadline_s is not None and not first and time.perf_counter() >= deadline_s:
-                return
-            first = False
             record = records[index]
             record.scheduled_s = record.dispatched_s = time.perf_counter()
             await _bounded(send, record, payloads[index], timeout_s)
+            if _past(deadline_s):
+                return
 
     await asyncio.gather(*(stream() for _ in range(concurrency)))
 
@@ -121,11 +125,7 @@ async def _sessions_loop(send: Sender, records: list[ServedRequest], payloads: S
     queue = iter(list(sessions.values()))
 
     async def stream() -> None:
-        first = True
         for turns in queue:
-            if deadline_s is not None and not first and time.perf_counter() >= deadline_s:
-                return  # as in the closed loop: every stream's first session is started
-            first = False
             due = time.perf_counter()
             for index in turns:
                 record = records[index]
@@ -138,6 +138,8 @@ async def _sessions_loop(send: Sender, records: list[ServedRequest], payloads: S
                         records[later].error = f"request {later}: not sent: turn {index} of its session failed"
                     break
                 due = time.perf_counter() + float(getattr(payloads[index], "think_s", 0.0) or 0.0)
+            if _past(deadline_s):
+                return
 
     await asyncio.gather(*(stream() for _ in range(concurrency)))
 

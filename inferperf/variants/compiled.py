@@ -189,7 +189,8 @@ def prepare_aoti(model: nn.Module, example: torch.Tensor, workdir: Path, device:
             runner = aoti_load_package(package)
         except Exception as exc:
             raise RungUnavailable(f"aoti_load_package failed: {error_line(exc)}") from None
-    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes={"aoti_probe": probed, "compile": {"cache_files_before": cache_files_before}})
+    notes = {"aoti_probe": probed, "compile": {"cache_files_before": cache_files_before}}
+    return Prepared(runner, file_bytes(Path(package)), clock.seconds(), warnings=warned, notes=notes)
 
 
 def _torchao_rung(
