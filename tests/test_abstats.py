@@ -24,6 +24,7 @@ from inferperf.analysis.abstats import (
     spent_alpha,
     unpaired_estimate,
 )
+from inferperf.analysis.ab_verdicts import load_blocks
 from inferperf.cli import main
 from tests.helpers import REPO
 
@@ -121,19 +122,33 @@ def test_ab_usage_errors_are_one_line(tmp_path, capsys):
 def test_detection_power_ab_measures_the_design_with_real_processes(tmp_path, capsys):
     """``detection-power --ab``: real A/A and A/B pools of fresh processes, judged in subsets as ab judges."""
     store, out = tmp_path / "power", tmp_path / "power.md"
-    argv = ["detection-power", "--ab", "--pool", "4", "--blocks", "2,4", "--trials", "20", "--slowdowns", "1.0",
+    argv = ["detection-power", "--ab", "--pool", "4", "--blocks", "2,4", "--trials", "20", "--slowdowns", "2.0",
             "--alpha", "0.2", "--seed", "1", "--store", str(store), "--markdown", str(out)]
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert out.read_text() == table
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]] for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
-    # two blocks can never reach p < 0.2 (the sign-flip test's floor is 2/2^2); four blocks of twice the work always
-    # do (not 50% more: on a 2-core Zen 3 VM one fresh process ran the same chain 1.7x slower than another)
-    assert rows["2"][1] == "0.0%" and rows["4"][1] == "100.0%", table
     (pool,) = store.iterdir()
     for label in ("aa", "ab"):
         for side in ("base", "candidate"):
             assert len(list((pool / label / side).glob("[0-9]*.json"))) == 4
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]] for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
+    # two blocks can never reach p < 0.2 (the sign-flip test's floor is 2/2^2)
+    assert rows["2"][1] == "0.0%", table
+    # four blocks where the candidate measured clearly slower always do (p = 2/2^4). Whether it measured slower is the
+    # machine's to say, not ours: three times the work usually reads 3x, but in CI one block of twice the work read
+    # under 1.03x (a neighbour held a base process's rounds), so the test reads its own blocks first
+    blocks, skipped = load_blocks(pool / "ab")
+    assert not skipped and len(blocks) == 4
+    ratios = [_median_s(candidate) / _median_s(base) for _, base, candidate in blocks]
+    if min(ratios) < 1.5:
+        pytest.skip(f"machine busy: three times the work measured only {min(ratios):.2f}x its base in one block "
+                    f"(blocks: {', '.join(f'{r:.2f}x' for r in ratios)}); the 4-block verdict cannot be judged")
+    assert rows["4"][1] == "100.0%", table
+
+
+def _median_s(run) -> float:
+    (bench,) = run.benchmarks.values()
+    return bench.summary.median
 
 
 HANGING_SUITE = '''
