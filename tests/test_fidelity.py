@@ -157,7 +157,12 @@ def test_worker_processes_split_the_round_and_keep_to_the_truth(truth_server: Tr
     assert [r.index for r in open_round.requests] == list(range(20)) and all(r.ok for r in open_round.requests)
     scheduled = [r.scheduled_s for r in open_round.requests]
     assert scheduled == sorted(scheduled)
-    assert all(r.dispatched_s - r.scheduled_s < 0.05 for r in open_round.requests)
+    # on time unless the machine paused the client (CI's neighbours have, for 0.3 s): then the round's own self-check
+    # must say its sends lagged the schedule, as it says to a user
+    lags_ms = [round((r.dispatched_s - r.scheduled_s) * 1e3, 1) for r in open_round.requests]
+    if max(lags_ms) >= 50:
+        open_check = served_metrics([open_round], poisson, Slo())["self_check"]
+        assert not open_check["valid"] and "lag behind the schedule" in open_check["invalid_reason"], (lags_ms, open_check)
 
 
 def test_client_ceiling_ramps_until_out_of_bound_and_is_recorded(truth_server: TruthServer, tmp_path: Path, monkeypatch, capsys) -> None:

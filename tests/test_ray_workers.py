@@ -59,10 +59,13 @@ def test_ray_workers_on_two_nodes_keep_one_schedule_through_a_clock_skew(cluster
     assert [r.index for r in rnd.requests] == list(range(24)) and all(r.ok for r in rnd.requests)
     # one clock: the records, moved onto the coordinator's clock, put each send where the server
     # received it, whichever node sent it (without the correction the skewed worker's half would be
-    # 250 ms off) ...
+    # 250 ms off) ... At least three quarters within 10 ms, not all: the skewed worker sends half of them, and a
+    # neighbour that pauses a process between its send stamp and the send moves one request, not the clock
     received = [truth[r.prompt].received_s for r in requests]
     sent = [r.send_s or 0.0 for r in rnd.requests]
-    assert max(abs((received[i] - received[0]) - (sent[i] - sent[0])) for i in range(24)) < 0.01, (received, sent)
+    transit = [received[i] - sent[i] for i in range(24)]
+    off = sorted(abs(t - sorted(transit)[12]) for t in transit)
+    assert off[17] < 0.01, (received, sent)
     # ... and one schedule: the records' schedule is the seeded one
     intended = arrival_offsets(point, 24)
     scheduled = [r.scheduled_s for r in rnd.requests]
@@ -73,7 +76,9 @@ def test_ray_workers_on_two_nodes_keep_one_schedule_through_a_clock_skew(cluster
     if metrics["valid"]:
         # a round called valid kept that schedule: the server received the arrivals as it spaced them
         # (beside a busy neighbour the workers can send 20 ms late: then the round says it is invalid)
-        drift = [abs((received[i] - received[0]) - (intended[i] - intended[0])) for i in range(24)]
+        # (against the median offset, not the first request's: one late first arrival would move every other one)
+        offsets = [received[i] - intended[i] for i in range(24)]
+        drift = [abs(o - sorted(offsets)[12]) for o in offsets]
         assert max(drift) < 0.01, (drift, metrics["self_check"])
         assert fidelity.within_bound
     else:
