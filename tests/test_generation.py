@@ -177,14 +177,18 @@ def test_ttft_and_tpot_add_up_to_the_measured_call(tiny, tmp_path):
     workload = _workload(tiny, ((128, 32),))
     prepared = prepare_generator(GENERATION_VARIANTS["eager"], root / "target", None, "cpu", workload, tmp_path)
     prepared.runner.run(workload)  # warm
-    started = time.perf_counter()
-    result = prepared.runner.run(workload)
-    call_s = time.perf_counter() - started
-    (request,) = result.timing.requests
-    reconstructed = request.ttft_s + (request.tokens - 1) * request.tpot_s
-    # what is left is generate's return after the last token and this test's own bookkeeping
-    assert reconstructed <= call_s
-    assert call_s - reconstructed < max(0.005, 0.1 * call_s), (reconstructed, call_s)
+    calls = []
+    for _ in range(3):
+        started = time.perf_counter()
+        result = prepared.runner.run(workload)
+        call_s = time.perf_counter() - started
+        (request,) = result.timing.requests
+        calls.append((request.ttft_s + (request.tokens - 1) * request.tpot_s, call_s))
+    # what is left is generate's return after the last token and this test's own bookkeeping: never negative, and
+    # small in the best of three calls (a neighbour's pause of a few ms can land in the gap of one; a reconstruction
+    # that lost time would lose it in all three)
+    assert all(reconstructed <= call_s for reconstructed, call_s in calls), calls
+    assert min(call_s - reconstructed - max(0.005, 0.1 * call_s) for reconstructed, call_s in calls) < 0, calls
 
 
 def test_a_variant_without_a_kernel_here_is_unavailable_with_the_reason(tiny, tmp_path, monkeypatch):
