@@ -126,6 +126,43 @@ def test_a_client_that_reads_late_is_out_of_bound_and_says_so(truth_server: Trut
     assert check["shared_read_chunk_fraction"] > 0.1
 
 
+class HeldSend:
+    """A socket whose sends start 3 ms after they are asked for: a client preempted between its send
+    stamp and the syscall (a neighbour's pause on CI put 0.6 ms there)."""
+
+    def __init__(self, sock: object) -> None:
+        self._sock = sock
+
+    def send(self, data: bytes) -> int:
+        time.sleep(0.003)
+        return self._sock.send(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def test_a_send_held_after_its_stamp_widens_the_ttft_bound_it_really_missed_by(truth_server: TruthServer, monkeypatch) -> None:
+    """The stamp after the send bounds when the request left: the TTFT error a held send really causes
+    (3 ms against the truth) is inside the self-check's bound, and the round is not called valid."""
+    from inferperf.serving import wire
+
+    connect = wire.Connection.connect
+
+    async def held(self: wire.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        await connect(self, loop)
+        self.sock = HeldSend(self.sock)  # type: ignore[assignment]
+
+    monkeypatch.setattr(wire.Connection, "connect", held)
+    client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
+    rnd, fidelity, check = _round(truth_server, client, 2, 2, "held")
+    assert all(r.send_slack_s >= 0.003 for r in rnd.requests), [r.send_slack_s for r in rnd.requests]
+    errors = fidelity.percentile_errors_s
+    assert errors["ttft_p50"] >= 0.0025, errors  # the client's TTFT really was 3 ms long ...
+    for name, error in errors.items():  # ... and its bound says so
+        assert error <= (check[f"{name}_stamp_error_bound_s"] or 0.0) + TRUTH_SLACK_S, (name, errors, check)
+    assert not check["valid"] and "TTFT" in check["invalid_reason"], check
+
+
 def test_the_stand_in_keeps_its_schedule(truth_server: TruthServer, tmp_path: Path) -> None:
     client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
     _, fidelity, _ = _round(truth_server, client, 4, 1, "schedule")

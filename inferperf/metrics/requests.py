@@ -25,6 +25,9 @@ class ServedRequest:
     dispatched_s: float | None = None
     #: when it went out, after any wait for an in-flight slot (that wait is client queueing delay)
     send_s: float | None = None
+    #: how long after ``send_s`` the send of its last byte returned: it left the client within
+    #: [send_s, send_s + send_slack_s] (0 where the client does not stamp after the send)
+    send_slack_s: float = 0.0
     first_byte_s: float | None = None
     chunk_times_s: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
@@ -192,6 +195,7 @@ def request_rows(rounds: Sequence[RoundLoad]) -> list[dict[str, object]]:
                 "scheduled_s": request.scheduled_s - origin,
                 "dispatched_s": _since(origin, request.dispatched_s),
                 "send_s": _since(origin, request.send_s),
+                "send_slack_s": request.send_slack_s,
                 "first_byte_s": _since(origin, request.first_byte_s),
                 "done_s": _since(origin, request.done_s),
                 "token_times_s": [t - origin for t in sent.token_times_s] if sent else [],

@@ -67,7 +67,9 @@ def stamp_error_bounds(requests: Sequence[ServedRequest], loop_lag_s: float | No
         slack = record.chunk_slack_s if len(record.chunk_slack_s) == len(times) else [loop_lag_s or 0.0] * len(times)
         measured = times[0] - record.send_s
         ttft.append(measured)
-        ttft_low.append(measured - slack[0])
+        # the request may have left up to send_slack_s after its stamp, its first token arrived up to slack[0]
+        # before its own: the true TTFT is at most that much shorter
+        ttft_low.append(measured - slack[0] - record.send_slack_s)
         for k in range(1, len(times)):
             gap = times[k] - times[k - 1]
             gaps.append(gap)

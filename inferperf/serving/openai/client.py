@@ -243,6 +243,8 @@ class OpenAIStreamClient:
         record.raw = exchange
         record.length_forced = self.forcing and self.dialect != "plain"
         record.send_s, record.done_s, record.status = exchange.send_s, exchange.done_s, exchange.status
+        if exchange.send_s is not None and exchange.sent_s is not None:
+            record.send_slack_s = max(0.0, exchange.sent_s - exchange.send_s)
         if exchange.read_user_s:
             record.first_byte_s = exchange.arrival_s(0)
         if exchange.error is not None:
