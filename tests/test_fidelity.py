@@ -164,9 +164,16 @@ def test_a_send_held_after_its_stamp_widens_the_ttft_bound_it_really_missed_by(t
 
 
 def test_the_stand_in_keeps_its_schedule(truth_server: TruthServer, tmp_path: Path) -> None:
-    client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
-    _, fidelity, _ = _round(truth_server, client, 4, 1, "schedule")
-    assert abs(fidelity.ttft_p50_truth_s - 0.020) < 0.002 and abs(fidelity.itl_p50_truth_s - 0.010) < 0.002
+    # in one of two rounds: a pause of the stand-in (a VM's, 0.3 s) makes it write every overdue token at once when it
+    # resumes — what it really did, so its log says so, but not its schedule; a stand-in off its schedule is off in both
+    medians = []
+    for attempt in range(2):
+        client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
+        _, fidelity, _ = _round(truth_server, client, 4, 1, f"schedule{attempt}")
+        medians.append((fidelity.ttft_p50_truth_s, fidelity.itl_p50_truth_s))
+        if abs(medians[-1][0] - 0.020) < 0.002 and abs(medians[-1][1] - 0.010) < 0.002:
+            return
+    pytest.fail(f"the stand-in's TTFT and gap medians were {medians} s, not (0.020, 0.010) within 2 ms")
 
 
 def test_worker_processes_split_the_round_and_keep_to_the_truth(truth_server: TruthServer) -> None:
