@@ -59,29 +59,42 @@ def _process_ticks(stat_line: str) -> tuple[int, int]:
     return int(rest[1]), int(rest[11]) + int(rest[12])
 
 
-def _tree_ticks(root: int) -> int:
-    """CPU ticks of ``root`` and all its living descendants (reaped children count in ``root``)."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+def _all_processes() -> dict[int, tuple[int, int]]:
+    """Every process now: pid -> (ppid, CPU ticks), from ``/proc/<pid>/stat``."""
+    found: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                ppid, used = _process_ticks(fh.read())
+                found[int(entry)] = _process_ticks(fh.read())
         except (OSError, ValueError, IndexError):
             continue  # the process ended while we looked
-        parents[int(entry)] = ppid
-        ticks[int(entry)] = used
+    return found
+
+
+def _descendants(root: int, processes: dict[int, tuple[int, int]]) -> list[int]:
+    """``root`` and every descendant of it among ``processes``."""
     children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
+    for pid, (ppid, _) in processes.items():
         children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += ticks.get(pid, 0)
+        found.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its living descendants (``scripts/pause-tests`` stops them together)."""
+    return _descendants(root, _all_processes())
+
+
+def _tree_ticks(root: int) -> int:
+    """CPU ticks of ``root`` and all its living descendants (reaped children count in ``root``)."""
+    processes = _all_processes()
+    return sum(processes[pid][1] for pid in _descendants(root, processes) if pid in processes)
 
 
 def snapshot() -> CpuCounters | None:
