@@ -81,6 +81,10 @@ def request_body(model: str, request: CompletionRequest, dialect: Dialect, forci
         body["generation_config"] = json.dumps({
             "max_new_tokens": request.max_tokens, "min_new_tokens": request.max_tokens, "do_sample": False, "eos_token_id": -1,
         })
+        if stream:
+            # transformers 5.25 sends a stream's usage only when asked (a chunk after the finish
+            # reason); 5.24 sent it unasked and ignored this field with a warning
+            body["stream_options"] = {"include_usage": True}
     else:
         body.update(min_tokens=request.max_tokens, ignore_eos=True)
         if stream:
