@@ -50,8 +50,22 @@ def _round(server: TruthServer, client: OpenAIStreamClient, streams: int, per_st
     finally:
         runner.close()
     fidelity = compare([rnd], server.truth(), lambda record: requests[record.index].prompt)
+    assert fidelity.unstamped_arrivals == 0, "the stand-in stamped a request with its own read, not the kernel's stamp"
     check = served_metrics([rnd], point, Slo())["self_check"]
     return rnd, fidelity, check  # type: ignore[return-value]
+
+
+def _assert_bound_covers_the_error(rnd: RoundLoad, fidelity: Fidelity, check: dict) -> None:
+    """The self-check's stamp-error bound covers the error the client really made, at each percentile;
+    a failure says, first and short, what a CI log needs to read it (pytest cuts long messages)."""
+    for name, error in fidelity.percentile_errors_s.items():
+        bound = check[f"{name}_stamp_error_bound_s"] or 0.0
+        if error > bound + TRUTH_SLACK_S:
+            ok = sum(r.ok for r in rnd.requests)
+            pytest.fail(f"{name}: error {error * 1e3:.2f} ms > bound {bound * 1e3:.2f} ms; compared {fidelity.requests} of "
+                        f"{len(rnd.requests)} requests ({ok} ok); shared reads {check['shared_read_chunk_fraction']}; "
+                        f"client {getattr(fidelity, name + '_client_s', None)} s, truth {getattr(fidelity, name + '_truth_s', None)} s; "
+                        f"errors {({k: round(v * 1e3, 2) for k, v in fidelity.percentile_errors_s.items()})} ms")
 
 
 def _request(index: int, send_s: float, chunk_times_s: list[float]) -> ServedRequest:
@@ -80,6 +94,99 @@ def test_a_truth_stamped_late_by_a_preempted_server_is_not_counted_as_client_err
     assert fidelity.percentile_errors_s["itl_p99"] > ms, fidelity
 
 
+def test_a_read_the_kernel_left_unstamped_is_not_exact_and_its_loop_lag_bounds_a_request_without_stamps() -> None:
+    """Stamping is machine-wide and the kernel turns it on lazily: a read can come without a kernel
+    stamp in a connection whose other reads have one. Its chunk carries the loop's stamp, so it is
+    exact no more: it came at some point since the previous read. And a request none of whose reads
+    were stamped, in a round whose others were, takes the loop's lateness as its slack, not 0."""
+    from inferperf.metrics.self_check import self_check
+    from inferperf.serving.openai.client import parse_stream
+    from inferperf.serving.wire import Exchange
+
+    events = [b'data: {"choices": [{"text": " a", "finish_reason": null}]}\n\n',
+              b'data: {"choices": [{"text": " b", "finish_reason": "length"}]}\n\n', b"data: [DONE]\n\n"]
+    exchange = Exchange(send_s=0.0, sent_s=0.0, status=200)
+    for user, kernel, data in ((0.0205, 0.0201, events[0]), (0.0350, None, events[1]), (0.0352, 0.0351, events[2])):
+        exchange.body += data
+        exchange.read_user_s.append(user)
+        exchange.read_kernel_s.append(kernel)
+        exchange.read_body_end.append(len(exchange.body))
+    record = ServedRequest(index=0, scheduled_s=0.0, send_s=0.0)
+    parse_stream(record, exchange, None)
+    assert record.chunk_times_s == [0.0201, 0.0350]
+    assert record.chunk_slack_s[0] == 0.0  # its read ended with it, and the kernel stamped it
+    assert abs(record.chunk_slack_s[1] - (0.0350 - 0.0205)) < 1e-12  # since the previous read, not 0
+
+    stamped = _request(0, 0.0, [0.020, 0.030])
+    stamped.chunk_slack_s, stamped.stamp_source = [0.0, 0.0], "kernel"
+    unstamped = _request(1, 0.0, [0.024, 0.034])  # no per-chunk slack: none of its reads had a kernel stamp
+    rnd = RoundLoad(requests=(stamped, unstamped), client_cpu_s=0.01, wall_s=0.05, loop_lags_s=(0.004,) * 20)
+    check = self_check(rnd, LoadPoint("closed", concurrency=2), None, None)
+    assert check["stamp_source"] == "kernel"
+    assert check["ttft_p99_stamp_error_bound_s"] > 0.003, check  # the unstamped request's 4 ms of loop lag, not 0
+
+
+def test_a_request_the_stand_in_read_late_is_logged_when_it_reached_the_socket(tmp_path: Path) -> None:
+    """A fresh stand-in, stopped while a connection opens and a request comes on it from a client
+    that asks for no stamps itself, logs the kernel's arrival, not its own read 50 ms later. (When
+    it asked for stamps only on accepted sockets, the kernel had stamping off whenever nothing else
+    on the machine held it on, and such a request was logged as read: 1 round in 5 on a quiet VM.)"""
+    import json
+    import os
+    import signal
+    import socket
+
+    from inferperf.serving.wire import release_kernel_stamping
+
+    release_kernel_stamping()  # this process's own clients hold stamping on: the stand-in must not need them
+    with TruthServer(tmp_path, first_ms=5, gap_ms=5, tokens=2) as server:
+        pid = server.server.pid
+        assert pid is not None
+        body = json.dumps({"model": "truth", "prompt": "read-late", "max_tokens": 2, "stream": True}).encode()
+        request = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)  # the kernel accepts it for the stopped server
+            sock.sendall(request)
+            sent = time.perf_counter()
+            time.sleep(0.05)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with sock:
+            response = b""
+            while b"[DONE]" not in response:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                response += data
+        truth = server.truth()["read-late"]
+    assert truth.received_by_kernel, "the stand-in had no kernel stamp for a request that arrived while it was stopped"
+    assert truth.received_s <= sent + TRUTH_SLACK_S, f"logged {(truth.received_s - sent) * 1e3:.1f} ms after the send returned"
+
+
+def test_a_client_holds_the_kernels_stamping_on_before_its_first_packet() -> None:
+    """Bytes that reach a socket while no socket on the machine asks for stamps are never stamped.
+    The client's pool holds stamping on from its creation: bytes sent after it to a socket that asks
+    for stamps only once they are there still come with the kernel's stamp."""
+    import socket
+
+    from inferperf.serving.wire import SO_TIMESTAMPNS, ConnectionPool, kernel_stamps_available, release_kernel_stamping
+
+    if not kernel_stamps_available():
+        pytest.skip("kernel receive stamps are Linux's")
+    release_kernel_stamping()
+    ConnectionPool("127.0.0.1", 9)  # holds stamping on; it connects to nothing until asked
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:
+        accepted, _ = server.accept()
+        with accepted:
+            client.sendall(b"x")
+            time.sleep(0.01)
+            accepted.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # asked only now: the stamp is from the arrival
+            _, ancillary, _, _ = accepted.recvmsg(1, 64)
+    assert any(kind == SO_TIMESTAMPNS for _, kind, _ in ancillary), "the byte arrived unstamped"
+
+
 @pytest.mark.parametrize("streams", [1, 16, 128])
 def test_a_round_called_valid_is_within_the_bound_of_the_truth(truth_server: TruthServer, streams: int) -> None:
     client = OpenAIStreamClient(truth_server.base_url, "truth", "openai")
@@ -88,8 +195,7 @@ def test_a_round_called_valid_is_within_the_bound_of_the_truth(truth_server: Tru
     assert all(r.stamp_source == "kernel" for r in rnd.requests)
     errors = fidelity.percentile_errors_s
     # the bound the client derives from its own stamps covers the error it really made
-    for name, error in errors.items():
-        assert error <= (check[f"{name}_stamp_error_bound_s"] or 0.0) + TRUTH_SLACK_S, (name, errors, check)
+    _assert_bound_covers_the_error(rnd, fidelity, check)
     if check["valid"]:
         assert fidelity.within_bound, (errors, check)
     else:  # a busy machine may make a round invalid; then the reason is named
@@ -116,13 +222,16 @@ class StallingClient(OpenAIStreamClient):
 def test_a_client_that_reads_late_is_out_of_bound_and_says_so(truth_server: TruthServer) -> None:
     """A loop blocked 25 ms at a time reads tokens 10 ms apart in bunches: its stamps are late, the
     figures wrong, and the self-check must not call the round valid (the test fails if it does)."""
-    client = StallingClient(truth_server.base_url, "truth", "openai")
-    rnd, fidelity, check = _round(truth_server, client, 16, 2, "stalled")
-    errors = fidelity.percentile_errors_s
-    assert not fidelity.within_bound, errors  # the stall really did make the client wrong ...
+    for attempt in range(3):  # pausing client and stand-in together (scripts/pause-tests) once left the errors inside
+        client = StallingClient(truth_server.base_url, "truth", "openai")
+        rnd, fidelity, check = _round(truth_server, client, 16, 2, f"stalled{attempt}")
+        errors = fidelity.percentile_errors_s
+        if not fidelity.within_bound:  # the stall really did make the client wrong ...
+            break
+    else:
+        pytest.fail(f"a loop blocked 25 ms in every 30 left the client within the bound in 3 rounds: {errors}")
     assert not check["valid"] and "uncertain" in check["invalid_reason"], check  # ... and it says so
-    for name, error in errors.items():
-        assert error <= (check[f"{name}_stamp_error_bound_s"] or 0.0) + TRUTH_SLACK_S, (name, errors, check)
+    _assert_bound_covers_the_error(rnd, fidelity, check)
     assert check["shared_read_chunk_fraction"] > 0.1
 
 
@@ -158,8 +267,7 @@ def test_a_send_held_after_its_stamp_widens_the_ttft_bound_it_really_missed_by(t
     assert all(r.send_slack_s >= 0.003 for r in rnd.requests), [r.send_slack_s for r in rnd.requests]
     errors = fidelity.percentile_errors_s
     assert errors["ttft_p50"] >= 0.0025, errors  # the client's TTFT really was 3 ms long ...
-    for name, error in errors.items():  # ... and its bound says so
-        assert error <= (check[f"{name}_stamp_error_bound_s"] or 0.0) + TRUTH_SLACK_S, (name, errors, check)
+    _assert_bound_covers_the_error(rnd, fidelity, check)  # ... and its bound says so
     assert not check["valid"] and "TTFT" in check["invalid_reason"], check
 
 

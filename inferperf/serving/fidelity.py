@@ -82,6 +82,9 @@ class Truth:
     received_s: float
     writes_s: tuple[float, ...]
     writes_before_s: tuple[float, ...]
+    #: False: no kernel stamp came with the request and ``received_s`` is the stand-in's read of it,
+    #: late by its wake-up, so the true TTFT is unknown (the stand-in keeps stamping on to prevent it)
+    received_by_kernel: bool = True
 
     @property
     def ttft_s(self) -> float:
@@ -106,7 +109,8 @@ def read_truth(log: Path) -> dict[str, Truth]:
     for line in log.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
         found[str(entry["id"])] = Truth(float(entry["received_s"]), tuple(float(t) for t in entry["writes_s"]),
-                                        tuple(float(t) for t in entry["writes_before_s"]))
+                                        tuple(float(t) for t in entry["writes_before_s"]),
+                                        entry.get("received_by", "kernel") == "kernel")
     return found
 
 
@@ -124,6 +128,8 @@ class Fidelity:
     requests: int
     tokens: int
     tokens_per_s: float
+    #: requests whose arrival the stand-in could only stamp with its own read: their TTFT is left out
+    unstamped_arrivals: int
     ttft_p50_truth_s: float
     ttft_p50_client_s: float
     ttft_p99_truth_s: float
@@ -155,7 +161,7 @@ def compare(rounds: Sequence[RoundLoad], truth: dict[str, Truth], prompt_of: Cal
     """The client's TTFT and per-token ITL against the stand-in's log, for every completed request."""
     ttft_client, ttft_truth, ttft_interval, ttft_error = [], [], [], []
     itl_client, itl_truth, itl_interval, itl_error = [], [], [], []
-    tokens, wall = 0, 0.0
+    tokens, wall, compared, unstamped = 0, 0.0, 0, 0
     for rnd in rounds:
         wall += rnd.wall_s
         for record in rnd.requests:
@@ -165,12 +171,16 @@ def compare(rounds: Sequence[RoundLoad], truth: dict[str, Truth], prompt_of: Cal
             times = record.chunk_times_s
             if len(times) != len(true.writes_s):
                 continue  # chunks the client merged or lost: counted by the client's own checks, not here
+            compared += 1
             tokens += len(times)
-            client = times[0] - record.send_s
-            ttft_client.append(client)
-            ttft_truth.append(true.ttft_s)
-            ttft_interval.append(true.ttft_interval_s)
-            ttft_error.append(outside(client, true.ttft_interval_s))
+            if true.received_by_kernel:
+                client = times[0] - record.send_s
+                ttft_client.append(client)
+                ttft_truth.append(true.ttft_s)
+                ttft_interval.append(true.ttft_interval_s)
+                ttft_error.append(outside(client, true.ttft_interval_s))
+            else:
+                unstamped += 1
             client_gaps = [b - a for a, b in zip(times, times[1:])]
             itl_client += client_gaps
             itl_truth += true.gaps_s()
@@ -189,7 +199,7 @@ def compare(rounds: Sequence[RoundLoad], truth: dict[str, Truth], prompt_of: Cal
                          for q in (50, 99)}
 
     return Fidelity(
-        requests=len(ttft_client), tokens=tokens, tokens_per_s=tokens / wall if wall else 0.0,
+        requests=compared, tokens=tokens, unstamped_arrivals=unstamped, tokens_per_s=tokens / wall if wall else 0.0,
         ttft_p50_truth_s=p(ttft_truth, 50), ttft_p50_client_s=p(ttft_client, 50),
         ttft_p99_truth_s=p(ttft_truth, 99), ttft_p99_client_s=p(ttft_client, 99),
         itl_p50_truth_s=p(itl_truth, 50), itl_p50_client_s=p(itl_client, 50),

@@ -166,8 +166,10 @@ def parse_stream(record: ServedRequest, exchange: Exchange, count_tokens: Callab
     for end in _EVENT_END.finditer(body):
         read = min(exchange.read_of(end.end()), len(exchange.read_user_s) - 1)
         arrived = exchange.arrival_s(read)
-        slack = 0.0 if end.end() == exchange.read_body_end[read] else arrived - (
-            exchange.read_user_s[read - 1] if read > 0 else (exchange.send_s or arrived))
+        # exact when the read ended with this chunk and the kernel stamped it; else it came at some
+        # point since the previous read (a read the kernel left unstamped carries the loop's stamp)
+        exact = end.end() == exchange.read_body_end[read] and exchange.read_kernel_s[read] is not None
+        slack = 0.0 if exact else arrived - (exchange.read_user_s[read - 1] if read > 0 else (exchange.send_s or arrived))
         for line in body[start:end.start()].split(b"\n"):
             line = line.rstrip(b"\r")
             if not line.startswith(b"data:"):
