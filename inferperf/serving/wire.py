@@ -39,8 +39,19 @@ def kernel_stamps_available() -> bool:
     return sys.platform.startswith("linux")
 
 
-#: a socket that asks for receive stamps for as long as this process runs (``hold_kernel_stamping``)
+def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive stamp (CLOCK_REALTIME seconds) among a ``recvmsg``'s ancillary data, if any."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return seconds + nanoseconds * 1e-9
+    return None
+
+
+#: a socket that asks for receive stamps for as long as this process runs (``hold_kernel_stamping``),
+#: and whether the kernel was seen stamping once it did
 _stamping_keeper: socket.socket | None = None
+_stamping_seen = False
 
 
 def hold_kernel_stamping(wait_s: float = 0.2) -> bool:
@@ -50,10 +61,11 @@ def hold_kernel_stamping(wait_s: float = 0.2) -> bool:
     that on lazily (a deferred switch) when the first one does. A client whose own connections were
     the first to ask read their first bytes unstamped; a stand-in server that asked only on accepted
     sockets stamped 1 request in 5 with its own read instead (found against the truth log). One
-    datagram socket per process holds stamping on; a datagram sent to itself shows when it is on."""
-    global _stamping_keeper
-    if not kernel_stamps_available():
-        return False
+    datagram socket per process holds stamping on; a datagram sent to itself shows when it is on
+    (once: while the socket is open, stamping stays on)."""
+    global _stamping_keeper, _stamping_seen
+    if _stamping_seen or not kernel_stamps_available():
+        return _stamping_seen
     if _stamping_keeper is None:
         keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -71,7 +83,8 @@ def hold_kernel_stamping(wait_s: float = 0.2) -> bool:
             _, ancillary, _, _ = keeper.recvmsg(1, _ANCILLARY_BYTES)
         except OSError:
             return False
-        if any(level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS for level, kind, _ in ancillary):
+        if _kernel_stamp(ancillary) is not None:
+            _stamping_seen = True
             return True
         if time.monotonic() > deadline:
             return False
@@ -80,10 +93,10 @@ def hold_kernel_stamping(wait_s: float = 0.2) -> bool:
 
 def release_kernel_stamping() -> None:
     """Stop holding stamping on (the kernel turns it off once no socket asks for it)."""
-    global _stamping_keeper
+    global _stamping_keeper, _stamping_seen
     if _stamping_keeper is not None:
         _stamping_keeper.close()
-        _stamping_keeper = None
+        _stamping_keeper, _stamping_seen = None, False
 
 
 def realtime_offset_s(samples: int = 16) -> float:
@@ -304,11 +317,8 @@ class Connection:
             else:
                 self._fail(f"the server closed the connection after {len(exchange.body)} body bytes")
             return
-        kernel = None
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                kernel = seconds + nanoseconds * 1e-9 - self.realtime_offset
+        real = _kernel_stamp(ancillary)
+        kernel = real - self.realtime_offset if real is not None else None
         exchange.read_user_s.append(user)
         exchange.read_kernel_s.append(kernel)
         try:
